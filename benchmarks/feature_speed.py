@@ -1,0 +1,119 @@
+"""Throughput of `tfspk.features.kaldi_mfcc` against kaldi-native-fbank.
+
+Both compute the paper's MFCCs (40 bins, 40 cepstra, 25/10 ms, dither 0) on the
+same batch of utterances: tfspk as one `tf.function` call per batch, traced with
+unknown batch and length; kaldi-native-fbank one utterance at a time, as it is
+used. Reports seconds of audio processed per second of wall time.
+
+    python benchmarks/feature_speed.py --batch_size=8 --seconds=8 --repeats=5
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pathlib  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from tfspk import features  # noqa: E402
+
+SAMPLE_RATE = 16000
+DEFAULT_SPEECH_DIR = (pathlib.Path(__file__).resolve().parents[2]
+                      / "shared" / "data" / "librispeech-251")
+
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Utterances per batch.", lower_bound=1)
+_SECONDS = flags.DEFINE_float("seconds", 8.0, "Length of each utterance.", lower_bound=0.1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (best is kept).",
+                                lower_bound=1)
+_SPEECH_DIR = flags.DEFINE_string(
+    "speech_dir", str(DEFAULT_SPEECH_DIR),
+    "Folder of 16 kHz FLAC files to cut utterances from; a chirp in noise is used "
+    "when it does not exist.")
+_COMPUTE_DTYPE = flags.DEFINE_enum("compute_dtype", "float32", ["float32", "float64"],
+                                   "Arithmetic inside kaldi_mfcc.")
+
+
+def load_batch(speech_dir: str, batch_size: int, seconds: float) -> np.ndarray:
+    """[batch_size, seconds * 16000] float32: real speech if available, else a chirp."""
+    num_samples = int(seconds * SAMPLE_RATE)
+    files = sorted(pathlib.Path(speech_dir).glob("*.flac"))
+    if not files:
+        rng = np.random.default_rng(0)
+        t = np.arange(num_samples) / SAMPLE_RATE
+        chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 300 * t**2))
+        return np.stack([chirp + 0.01 * rng.standard_normal(num_samples)
+                         for _ in range(batch_size)]).astype(np.float32)
+    rows = []
+    for path in files[:batch_size * 4]:
+        samples, rate = sf.read(path, dtype="float32")
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{path}: sample rate {rate}, expected {SAMPLE_RATE}")
+        rows.append(np.resize(samples, num_samples))  # repeats short files
+        if len(rows) == batch_size:
+            break
+    while len(rows) < batch_size:
+        rows.append(rows[len(rows) % len(files)])
+    return np.stack(rows)
+
+
+def measure_feature_speed(batch: np.ndarray, repeats: int = 5,
+                          compute_dtype: str = "float32") -> dict:
+    """Best-of-`repeats` audio seconds per wall second for tfspk and kaldi-native-fbank."""
+    import kaldi_native_fbank as knf
+
+    options = dict(features.PAPER_MFCC_OPTIONS)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def tf_mfcc(waveform):
+        return features.kaldi_mfcc(waveform, compute_dtype=compute_dtype, **options)
+
+    audio_seconds = batch.size / SAMPLE_RATE
+    tensor = tf.constant(batch)
+    tf_mfcc(tensor).numpy()  # trace and warm up
+    tf_times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf_mfcc(tensor).numpy()
+        tf_times.append(time.perf_counter() - start)
+
+    knf_options = knf.MfccOptions()
+    knf_options.frame_opts.dither = 0.0
+    knf_options.mel_opts.num_bins = options["num_mel_bins"]
+    knf_options.num_ceps = options["num_ceps"]
+    as_int16_lists = [(row * 32768.0).tolist() for row in batch]
+    knf_times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for samples in as_int16_lists:
+            computer = knf.OnlineMfcc(knf_options)
+            computer.accept_waveform(SAMPLE_RATE, samples)
+            computer.input_finished()
+            np.stack([computer.get_frame(i) for i in range(computer.num_frames_ready)])
+        knf_times.append(time.perf_counter() - start)
+
+    tfspk_rate = audio_seconds / min(tf_times)
+    knf_rate = audio_seconds / min(knf_times)
+    return {"audio_seconds": audio_seconds, "tfspk": tfspk_rate,
+            "kaldi_native_fbank": knf_rate, "ratio": tfspk_rate / knf_rate}
+
+
+def main(argv):
+    del argv
+    batch = load_batch(_SPEECH_DIR.value, _BATCH.value, _SECONDS.value)
+    result = measure_feature_speed(batch, _REPEATS.value, _COMPUTE_DTYPE.value)
+    print(f"batch {batch.shape[0]} x {batch.shape[1] / SAMPLE_RATE:.1f} s "
+          f"({result['audio_seconds']:.0f} s of audio), paper MFCC "
+          f"({_COMPUTE_DTYPE.value})")
+    print(f"tfspk kaldi_mfcc (tf.function): {result['tfspk']:9.1f} s audio / s")
+    print(f"kaldi-native-fbank:             {result['kaldi_native_fbank']:9.1f} s audio / s")
+    print(f"ratio tfspk / kaldi-native-fbank: {result['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,129 @@
+"""Embeddings from an exported SavedModel for every utterance of a corpus.
+
+    python -m eval.extract --saved_model=exports/spk/1 --input_format=voxceleb \
+        --input=$VOX1/test --output=test.npz
+
+Utterances are sorted by length and batched with padding, so each batch wastes little
+compute on padding; the model's `serving_default` signature takes `waveform` and
+`lengths`. The npz holds `ids`, `embeddings` and `speakers` (no pickles).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from tqdm import tqdm
+
+INPUT_FORMATS = ("voxceleb", "kaldi", "timit", "manifest", "tfrecords")
+
+
+@dataclasses.dataclass
+class LoadedUtterance:
+    utt_id: str
+    speaker: str
+    waveform: np.ndarray
+
+
+def read_corpus(input_format: str, path: str, sample_rate: int = 16000
+                ) -> Iterator[LoadedUtterance]:
+    """Yields every utterance of a corpus as a float32 waveform at `sample_rate`."""
+    if input_format == "tfrecords":
+        from tfspk import schema
+
+        files = sorted(tf.io.gfile.glob(path))
+        if not files:
+            raise FileNotFoundError(f"{path}: no TFRecord shards match")
+        compression = "GZIP" if files[0].endswith(".gz") else ""
+        for record in tf.data.TFRecordDataset(files, compression_type=compression):
+            example = schema.parse_example_numpy(record.numpy())
+            if example["sample_rate"] != sample_rate:
+                raise ValueError(f"{example['utt_id']}: sample rate {example['sample_rate']} "
+                                 f"!= model's {sample_rate}")
+            yield LoadedUtterance(example["utt_id"], example["speaker"],
+                                  example["pcm16"].astype(np.float32) / 32768.0)
+        return
+    from tfspk import audio
+    from tfspk.corpora import kaldi, manifest, timit, voxceleb
+
+    readers = {"voxceleb": voxceleb.read_voxceleb, "kaldi": kaldi.read_data_dir,
+               "timit": timit.read_timit, "manifest": manifest.read_manifest}
+    if input_format not in readers:
+        raise ValueError(f"unknown input format {input_format!r}; one of {INPUT_FORMATS}")
+    for utt in readers[input_format](path):
+        waveform, _ = audio.load_audio(utt.path, sample_rate, start=utt.start, end=utt.end)
+        yield LoadedUtterance(utt.utt_id, utt.speaker, waveform)
+
+
+def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
+                       max_batch_samples: int = 16000 * 240, signature: str = "serving_default",
+                       output_key: str = "embedding", progress: bool = True):
+    """Runs the SavedModel over `utterances`; returns (ids, speakers, [N, D] float32)."""
+    model = tf.saved_model.load(saved_model)
+    if signature not in model.signatures:
+        raise ValueError(f"{saved_model}: no signature {signature!r}; "
+                         f"has {sorted(model.signatures)}")
+    serve = model.signatures[signature]
+    loaded = list(tqdm(utterances, desc="reading audio", unit="utt", disable=not progress,
+                       file=sys.stderr))
+    order = sorted(range(len(loaded)), key=lambda i: len(loaded[i].waveform))
+    embeddings: list[np.ndarray | None] = [None] * len(loaded)
+    bar = tqdm(total=len(loaded), desc="embedding", unit="utt", disable=not progress,
+               file=sys.stderr)
+    start = 0
+    while start < len(order):
+        # Longest row decides the padded width: cap rows x width to bound memory.
+        end = start + 1
+        while (end < len(order) and end - start < batch_size
+               and (end - start + 1) * len(loaded[order[end]].waveform) <= max_batch_samples):
+            end += 1
+        rows = [loaded[i].waveform for i in order[start:end]]
+        lengths = np.array([len(w) for w in rows], np.int32)
+        batch = np.zeros((len(rows), lengths.max()), np.float32)
+        for r, w in enumerate(rows):
+            batch[r, :len(w)] = w
+        try:
+            output = serve(waveform=tf.constant(batch), lengths=tf.constant(lengths))
+        except tf.errors.InvalidArgumentError as error:
+            ids = [loaded[i].utt_id for i in order[start:end]]
+            raise ValueError(f"utterances {ids}: {error.message}") from error
+        values = output[output_key].numpy()
+        for r, i in enumerate(order[start:end]):
+            embeddings[i] = values[r]
+        bar.update(end - start)
+        start = end
+    bar.close()
+    ids = [u.utt_id for u in loaded]
+    speakers = [u.speaker for u in loaded]
+    matrix = (np.stack(embeddings).astype(np.float32) if loaded
+              else np.zeros((0, 0), np.float32))
+    return ids, speakers, matrix
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "Exported SavedModel directory (BASE/NAME/<version>).")
+flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.")
+flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir, manifest TSV or shard glob.")
+flags.DEFINE_string("output", None, "Output .npz (ids, embeddings, speakers).")
+flags.DEFINE_integer("batch_size", 16, "Utterances per batch.")
+flags.DEFINE_integer("sample_rate", 16000, "Model sample rate.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from eval import embeddings as embeddings_io
+
+    ids, speakers, matrix = extract_embeddings(
+        FLAGS.saved_model, read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate),
+        batch_size=FLAGS.batch_size)
+    embeddings_io.save_embeddings(FLAGS.output, ids, matrix, speakers)
+    print(f"wrote {len(ids)} embeddings of dimension {matrix.shape[1]} to {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["saved_model", "input_format", "input", "output"])
+    app.run(main)

@@ -1,0 +1,39 @@
+r"""Builds sharded TFRecords of one split with an Apache Beam pipeline.
+
+    python -m tfrecords_tools.beam_build --input_format=kaldi --input=data/train \
+        --output_dir=/shared/tfr --split=train --num_shards=256 \
+        --runner=FlinkRunner --flink_master=host:8081
+
+Same flags, files, schema and shard contents as `tfrecords_tools.build`; any flag
+this tool does not define is passed to Beam as a pipeline option. --num_workers, when
+given, is passed on as Beam's --num_workers too. Needs `pip install 'tfspk[beam]'`.
+All workers must see --input's audio and --output_dir at the same paths.
+"""
+from absl import app, flags
+
+from tfspk.shards import cli
+from tfspk.shards.beam import RUNNERS, build_split_beam
+from tfspk.shards.build import read_corpus
+
+cli.define_build_flags()
+flags.DEFINE_enum("runner", "DirectRunner", list(RUNNERS), "Beam runner.")
+FLAGS = flags.FLAGS
+
+
+def parse_flags(argv):
+    """absl parses its flags; everything else is left for Beam's PipelineOptions."""
+    return FLAGS(argv, known_only=True)
+
+
+def main(argv):
+    pipeline_args = [f"--runner={FLAGS.runner}"] + list(argv[1:])
+    if FLAGS["num_workers"].present:
+        pipeline_args.append(f"--num_workers={FLAGS.num_workers}")
+    config = cli.config_from_flags(extra_flags=("runner",))
+    utterances = read_corpus(FLAGS.input_format, FLAGS.input, config.encode.sample_rate)
+    result = build_split_beam(utterances, config, pipeline_args)
+    cli.report_and_exit_status(result)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,261 @@
+"""`AugmentationSources`: streams of noise, music, babble speech and RIRs for tf.data.
+
+Sources stream from disk rather than sit in memory (MUSAN alone is about 100 hours):
+recordings are read lazily in a shuffled order, each read recording yields a few
+fixed-length random crops (`crops_per_recording`, which amortises decoding long music
+files), and a small shuffle buffer mixes crops of different recordings. The crop streams
+are infinite and are zipped example by example with the speech stream in
+`tfspk.data.train_dataset`.
+
+Recordings come from TFRecord shards in the `tfspk.schema` format (what
+`tfrecords_tools` and the synthetic corpus writer produce) or straight from MUSAN /
+RIRS_NOISES directory trees through the corpus readers and `tfspk.audio.load_audio`.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from typing import Sequence
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+
+from tfspk import schema
+from tfspk.augment.config import AugmentationConfig
+from tfspk.augment.cropping import head_crop, random_crops
+
+# Sub-directories of an augmentation TFRecord root, by source kind (first match wins).
+KIND_DIRECTORIES = {
+    "noise": ("noise",),
+    "music": ("music",),
+    "babble": ("babble", "speech"),
+    "rir": ("rirs", "rir", "reverb"),
+}
+# Distinct streams of the stateless random ops, one per source kind.
+_KIND_STREAM = {"noise": 101, "music": 102, "babble": 103, "rir": 104}
+
+
+class AugmentationSourceError(ValueError):
+    """A source pattern or corpus that cannot be used (names the path and the reason)."""
+
+
+def list_files(pattern: str | Sequence[str], what: str = "files") -> list[str]:
+    """Sorted, de-duplicated files matching one glob or a list of globs; raises when none."""
+    patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.fspath(p))})
+    if not files:
+        raise AugmentationSourceError(f"{', '.join(map(str, patterns))}: no {what} match")
+    return files
+
+
+class RecordingSet(abc.ABC):
+    """A collection of recordings that can be streamed as float32 [samples] tensors."""
+
+    @abc.abstractmethod
+    def recordings(self, seed: int) -> tf.data.Dataset:
+        """An infinite, shuffled (under `seed`) dataset of 1-D float32 waveforms."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TFRecordSet(RecordingSet):
+    """Recordings stored as `tfspk.schema` TFRecord shards."""
+
+    files: tuple[str, ...]
+    sample_rate: int = 16000
+    cycle_length: int = 4
+
+    @classmethod
+    def from_pattern(cls, pattern, sample_rate: int = 16000) -> "TFRecordSet":
+        return cls(tuple(list_files(pattern, "TFRecord shards")), sample_rate)
+
+    def recordings(self, seed: int) -> tf.data.Dataset:
+        files = tf.data.Dataset.from_tensor_slices(list(self.files))
+        files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+        records = files.repeat().interleave(
+            tf.data.TFRecordDataset, cycle_length=min(self.cycle_length, len(self.files)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return records.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE,
+                           deterministic=True)
+
+    def _decode(self, serialized):
+        example = schema.parse_example(serialized)
+        rate_ok = tf.debugging.Assert(
+            tf.equal(example["sample_rate"], self.sample_rate),
+            [f"augmentation source has the wrong sample rate (expected {self.sample_rate} "
+             "Hz); utt_id, rate:", example["utt_id"], example["sample_rate"]])
+        with tf.control_dependencies([rate_ok]):
+            return tf.identity(example["waveform"])
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFileSet(RecordingSet):
+    """Recordings read from audio files: a [start, end) span of each (end -1: to the end
+    of the file) and a channel (-1: mono, or the average of all channels)."""
+
+    paths: tuple[str, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    channels: tuple[int, ...]
+    sample_rate: int = 16000
+
+    @classmethod
+    def from_utterances(cls, utterances, sample_rate: int = 16000) -> "AudioFileSet":
+        """From `tfspk.corpora.records.Utterance`s (path, start, end in samples and
+        `meta["channel"]`, which RIRS_NOISES uses to pick one channel of a real RIR)."""
+        utterances = list(utterances)
+        if not utterances:
+            raise AugmentationSourceError("no recordings given")
+        return cls(tuple(str(u.path) for u in utterances),
+                   tuple(int(u.start or 0) for u in utterances),
+                   tuple(-1 if u.end is None else int(u.end) for u in utterances),
+                   tuple(int((u.meta or {}).get("channel", -1)) for u in utterances),
+                   sample_rate)
+
+    def _load(self, path, start, end, channel):
+        from tfspk import audio
+
+        path, start, end = path.decode("utf-8"), int(start), None if end < 0 else int(end)
+        if channel < 0:
+            samples, _ = audio.load_audio(path, self.sample_rate, downmix=True, start=start,
+                                          end=end)
+        else:
+            try:
+                samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+            except (RuntimeError, soundfile.LibsndfileError) as error:
+                raise audio.AudioError(f"cannot read: {error}", path, "unreadable") from None
+            if channel >= samples.shape[1]:
+                raise audio.AudioError(f"channel {channel} requested, file has "
+                                       f"{samples.shape[1]}", path, "multichannel")
+            samples = samples[:, channel]
+            if rate != self.sample_rate:
+                samples = audio.resample(samples, rate, self.sample_rate)
+            samples = samples[start:end]
+        return np.asarray(samples, np.float32)
+
+    def recordings(self, seed: int) -> tf.data.Dataset:
+        spans = tf.data.Dataset.from_tensor_slices(
+            (list(self.paths), np.array(self.starts, np.int64), np.array(self.ends, np.int64),
+             np.array(self.channels, np.int64)))
+        spans = spans.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
+
+        def load(path, start, end, channel):
+            samples = tf.numpy_function(self._load, [path, start, end, channel], tf.float32)
+            return tf.ensure_shape(samples, [None])
+
+        return spans.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE,
+                                  deterministic=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationSources:
+    """Recording sets per source kind (any may be None when unused).
+
+    `crop_datasets` turns them into per-example streams of fixed-length crops:
+    noise/music [crop_samples], babble [max_speakers, crop_samples] (crops of
+    different recordings) and rir [rir_samples] (the first `rir_seconds` of an RIR,
+    zero-padded; the direct path of measured and simulated RIRs is near the start).
+    """
+
+    noise: RecordingSet | None = None
+    music: RecordingSet | None = None
+    babble: RecordingSet | None = None
+    rir: RecordingSet | None = None
+    sample_rate: int = 16000
+    rir_seconds: float = 1.0
+    crops_per_recording: int = 4
+    shuffle_buffer: int = 256
+
+    @classmethod
+    def from_tfrecords(cls, root: str | None = None, *, noise=None, music=None, babble=None,
+                       rirs=None, sample_rate: int = 16000, **options) -> "AugmentationSources":
+        """From `tfspk.schema` shards: per-kind glob patterns, or a `root` directory with
+        sub-directories per kind (`noise/`, `music/`, `babble/` or `speech/`, `rirs/`)
+        holding `*.tfrecord*` shards; explicit patterns override the root's."""
+        patterns = {"noise": noise, "music": music, "babble": babble, "rir": rirs}
+        if root is not None:
+            if not tf.io.gfile.isdir(root):
+                raise AugmentationSourceError(f"{root}: not a directory")
+            for kind, names in KIND_DIRECTORIES.items():
+                for name in names:
+                    if patterns[kind] is None and tf.io.gfile.glob(
+                            os.path.join(root, name, "*.tfrecord*")):
+                        patterns[kind] = os.path.join(root, name, "*.tfrecord*")
+            if not any(patterns.values()):
+                raise AugmentationSourceError(
+                    f"{root}: no */*.tfrecord* shards in any of the sub-directories "
+                    f"{sorted({n for names in KIND_DIRECTORIES.values() for n in names})}")
+        sets = {kind: None if pattern is None else TFRecordSet.from_pattern(pattern, sample_rate)
+                for kind, pattern in patterns.items()}
+        return cls(**sets, sample_rate=sample_rate, **options)
+
+    @classmethod
+    def from_corpora(cls, musan_root: str | None = None, rirs_root: str | None = None, *,
+                     sample_rate: int = 16000, music_with_vocals: bool = True,
+                     **options) -> "AugmentationSources":
+        """From a MUSAN tree (noise, music, and its speech as babble) and/or a
+        RIRS_NOISES tree, read with `tfspk.corpora.musan` / `tfspk.corpora.rirs`.
+        `music_with_vocals=False` drops music annotated as having vocals (Kaldi's
+        make_musan.sh keeps it by default)."""
+        sets = {}
+        if musan_root is not None:
+            from tfspk.corpora.musan import read_musan
+
+            categories = read_musan(musan_root)
+            if not music_with_vocals:
+                categories["music"] = [u for u in categories.get("music", [])
+                                       if not u.meta.get("vocals", False)]
+            for kind, category in (("noise", "noise"), ("music", "music"),
+                                   ("babble", "speech")):
+                if categories.get(category):
+                    sets[kind] = AudioFileSet.from_utterances(categories[category],
+                                                              sample_rate)
+        if rirs_root is not None:
+            from tfspk.corpora.rirs import read_rirs
+
+            sets["rir"] = AudioFileSet.from_utterances(read_rirs(rirs_root), sample_rate)
+        return cls(**sets, sample_rate=sample_rate, **options)
+
+    @property
+    def rir_samples(self) -> int:
+        return int(round(self.rir_seconds * self.sample_rate))
+
+    def check(self, config: AugmentationConfig) -> None:
+        """Raises when `config` enables a kind these sources cannot supply."""
+        missing = [kind for kind in config.source_kinds if getattr(self, kind) is None]
+        if missing:
+            raise AugmentationSourceError(
+                f"augmentation enables {missing} but no recordings were given for them")
+
+    def crop_datasets(self, config: AugmentationConfig, crop_samples: int,
+                      seed: int) -> dict[str, tf.data.Dataset]:
+        """Infinite per-example crop streams for the kinds `config` enables."""
+        self.check(config)
+        streams = {}
+        for kind in config.source_kinds:
+            kind_seed = [int(seed), _KIND_STREAM[kind]]
+            recordings = getattr(self, kind).recordings(seed=(int(seed) * 7 + _KIND_STREAM[kind])
+                                                        % (2**31 - 1))
+            if kind == "rir":
+                crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
+                                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            else:
+                crops = self._random_crops(recordings, crop_samples, kind_seed)
+            crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
+            if kind == "babble":
+                crops = crops.batch(config.max_babble_speakers, drop_remainder=True)
+            streams[kind] = crops
+        return streams
+
+    def _random_crops(self, recordings, crop_samples, kind_seed):
+        count = self.crops_per_recording
+
+        def crop(index, waveform):
+            seed = tf.random.experimental.stateless_fold_in(
+                tf.constant(kind_seed, tf.int64), index)
+            return tf.ensure_shape(random_crops(waveform, crop_samples, count, seed),
+                                   [count, crop_samples])
+
+        return recordings.enumerate().map(
+            crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()

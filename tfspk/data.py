@@ -1,0 +1,312 @@
+"""tf.data input pipelines: training crops with augmentation and features, evaluation
+utterances.
+
+Training (`train_dataset`), per input pipeline:
+
+  shards (this worker's share) -> shuffled file order, repeated -> interleave
+  -> shuffle records -> per example (stateless, seeded by (pipeline seed, index)):
+     parse, draw the augmentation plan, random crop of exactly the samples that give
+     `num_frames` frames (speed-perturbed crops are cut longer or shorter and resampled
+     to that length) -> [speaker-balanced grouping] -> zip with the augmentation source
+     crops -> batch (drop_remainder) -> augment + MFCC + CMN + SpecAugment
+     (`device_augment_and_features`, in tf.data, or later on the accelerator)
+  -> prefetch.
+
+Utterances shorter than the crop are tiled (repeated end to start), not zero-padded,
+so every training example has exactly `num_frames` frames of speech and the `lengths`
+are all `num_frames`; padding would teach the network on silence and make the frame
+statistics depend on utterance length.
+
+Speaker-balanced batches (`speaker_balanced=(N, M)`, N speakers x M utterances) use
+`group_by_window` keyed by label after the crop: a group of M crops of one speaker is
+emitted as soon as it is complete and N groups form a batch. It streams any number of
+speakers (no per-speaker dataset or file list is needed); memory is at most M - 1
+pending crops per speaker (for 6,000 speakers, M = 2, 2-s crops: about 0.8 GB); the
+same speaker can appear in two groups of one batch when few speakers remain open,
+which becomes rare as the number of speakers grows.
+
+Determinism: with a seed, every random choice is a stateless op of (seed, example
+index) or a seeded shuffle, every parallel map keeps order and
+`tf.data.Options.deterministic` is set, so the same seed gives the same batches.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tfspk import features as features_lib
+from tfspk import schema
+from tfspk.augment import (AugmentationConfig, AugmentationSources, augment_waveforms,
+                           draw_plan, list_files, mask_features, random_crop,
+                           resample_to_length, speed_label)
+from tfspk.augment.speed import perturbed_length
+
+_SOURCE_PLAN_KEYS = ("reverb", "additive", "snr_db", "babble_snr_db", "num_babble")
+_MASK_PLAN_KEYS = ("time_mask_start", "time_mask_width", "freq_mask_start", "freq_mask_width")
+CMN_MODES = {True: "utterance", False: "none"}
+
+
+def samples_for_frames(num_frames: int, feature_options: Mapping[str, Any] | None = None,
+                       sample_rate: int = 16000) -> int:
+    """The fewest samples that give exactly `num_frames` feature frames."""
+    options = features_lib.resolve_options("mfcc", sample_rate, **dict(feature_options or {}))
+    framing = dict(frame_length_ms=options["frame_length_ms"],
+                   frame_shift_ms=options["frame_shift_ms"],
+                   snip_edges=options["snip_edges"], sample_rate=sample_rate)
+    window = int(round(sample_rate * options["frame_length_ms"] / 1000.0))
+    shift = int(round(sample_rate * options["frame_shift_ms"] / 1000.0))
+    if options["snip_edges"]:
+        samples = window + (num_frames - 1) * shift
+    else:
+        samples = num_frames * shift - shift // 2
+    if features_lib.num_frames(samples, **framing) != num_frames or (
+            features_lib.num_frames(samples - 1, **framing) == num_frames):
+        raise AssertionError(f"framing arithmetic disagrees with features.num_frames "
+                             f"for {num_frames} frames")
+    return samples
+
+
+def make_frontend(feature_options: Mapping[str, Any] | None = None, cmn: bool | str = True,
+                  sample_rate: int = 16000) -> features_lib.MfccFeatures:
+    """The MFCC layer (paper defaults when `feature_options` is None) with CMN."""
+    mode = CMN_MODES.get(cmn, cmn) if isinstance(cmn, bool) else cmn
+    return features_lib.MfccFeatures(sample_rate=sample_rate, cmn=mode,
+                                     **dict(feature_options or {}))
+
+
+def device_augment_and_features(inputs: Mapping[str, Any], frontend) -> dict[str, tf.Tensor]:
+    """Augmentation + features for one batch from `train_dataset(features_on_device=True)`.
+
+    Call it inside the (distributed) training step so the FFT convolutions, mixing and
+    MFCCs run on the accelerator. `inputs` has `waveform` [B, S] and `lengths` [B]
+    (samples) and, when augmenting, the per-example `plan` and source crops `sources`
+    drawn in tf.data; `frontend` maps (waveform, lengths) to (features, frame_lengths),
+    e.g. `make_frontend(...)` or `tfspk.features.MfccFeatures`.
+
+    Returns {"features": [B, frames, C], "lengths": [B] int32}. Speed perturbation is
+    not here: it decides how many samples to crop, so it stays in tf.data.
+    """
+    waveform = inputs["waveform"]
+    plan = inputs.get("plan", {})
+    sources = inputs.get("sources")
+    if sources:
+        waveform = augment_waveforms(waveform, plan, sources)
+    features, frame_lengths = frontend(waveform, tf.cast(inputs["lengths"], tf.int32))
+    if "time_mask_start" in plan:
+        features = mask_features(features, plan)
+    return {"features": features, "lengths": tf.cast(frame_lengths, tf.int32)}
+
+
+def _pipeline_seed(seed: int, pipeline_id: int) -> int:
+    """A distinct 31-bit seed for each input pipeline (worker) from the user's seed."""
+    return int(np.random.SeedSequence([seed, pipeline_id]).generate_state(1)[0] % (2**31 - 1))
+
+
+def _shard_files(files: list[str], input_context) -> tuple[list[str], bool]:
+    """This pipeline's files; (all files, True) when there are too few to split, in
+    which case examples are sharded instead (every worker reads every file)."""
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return files, False
+    count, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if len(files) >= count:
+        return files[index::count], False
+    return files, True
+
+
+def _records_with_filenames(files: list[str], *, cycle_length: int, seed: int | None,
+                            repeat: bool) -> tf.data.Dataset:
+    """(serialized example, shard path) pairs, so errors can name the file."""
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if repeat:
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def read(path):
+        return tf.data.TFRecordDataset(path).map(lambda record: (record, path))
+
+    return names.interleave(read, cycle_length=max(1, min(cycle_length, len(files))),
+                            block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True)
+
+
+def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
+    example = schema.parse_example(serialized)
+    checks = [
+        tf.debugging.Assert(
+            tf.equal(example["sample_rate"], sample_rate),
+            [f"sample rate differs from the expected {sample_rate} Hz; shard, utt_id, rate:",
+             path, example["utt_id"], example["sample_rate"]]),
+        tf.debugging.Assert(example["num_samples"] > 0,
+                            ["empty utterance; shard, utt_id:", path, example["utt_id"]]),
+    ]
+    if labelled:
+        checks.append(tf.debugging.Assert(
+            example["label"] >= 0,
+            ["utterance without a speaker label (label -1: build the shards with a "
+             "speakers.tsv); shard, utt_id:", path, example["utt_id"]]))
+    with tf.control_dependencies(checks):
+        return {key: tf.identity(value) for key, value in example.items()
+                if key in ("waveform", "label", "utt_id", "speaker")}
+
+
+def _crop_example(index, example, *, base_seed: int, crop_samples: int,
+                  augmentation: AugmentationConfig | None, num_frames: int,
+                  num_features: int) -> dict:
+    """Random crop (with speed perturbation) and the plan of one example."""
+    seed = tf.stack([tf.constant(base_seed, tf.int64), index])
+    crop_seed, plan_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    label = tf.cast(example["label"], tf.int32)
+    plan = {}
+    if augmentation is None:
+        waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+    else:
+        plan = draw_plan(augmentation, plan_seed, num_frames=num_frames,
+                         num_features=num_features)
+        if augmentation.speed > 0:
+            source_samples = perturbed_length(crop_samples, 1.0 / plan["speed_factor"])
+            waveform = random_crop(example["waveform"], source_samples, crop_seed)
+            waveform = tf.cond(plan["speed_index"] > 0,
+                               lambda: resample_to_length(waveform, crop_samples),
+                               lambda: waveform)
+            label = speed_label(label, plan["speed_index"], augmentation.speed_label_offset)
+        else:
+            waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+        wanted = (_SOURCE_PLAN_KEYS if augmentation.source_kinds else ()) + (
+            _MASK_PLAN_KEYS if augmentation.specaugment > 0 else ())
+        plan = {key: plan[key] for key in wanted}
+    return {"waveform": tf.ensure_shape(waveform, [crop_samples]), "label": label,
+            "plan": plan}
+
+
+def _balanced(dataset: tf.data.Dataset, speakers: int, per_speaker: int,
+              batch_size: int) -> tf.data.Dataset:
+    if speakers * per_speaker != batch_size:
+        raise ValueError(f"speaker_balanced={speakers}x{per_speaker} needs batch_size "
+                         f"{speakers * per_speaker}, got {batch_size}")
+    grouped = dataset.group_by_window(
+        key_func=lambda example: tf.cast(example["label"], tf.int64),
+        reduce_func=lambda _, window: window.batch(per_speaker, drop_remainder=True),
+        window_size=per_speaker)
+    # Groups are M consecutive examples and batches hold N * M, so every batch is N
+    # whole groups.
+    return grouped.unbatch()
+
+
+def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
+                  feature_options: Mapping[str, Any] | None = None, cmn: bool | str = True,
+                  augmentation: AugmentationConfig | None = None,
+                  augmentation_sources: AugmentationSources | None = None,
+                  speaker_balanced: tuple[int, int] | None = None, seed: int | None = None,
+                  input_context: tf.distribute.InputContext | None = None,
+                  features_on_device: bool = False, shuffle_buffer: int = 1024,
+                  cycle_length: int = 8, sample_rate: int = 16000) -> tf.data.Dataset:
+    """Infinite training batches of fixed-length crops from `tfspk.schema` shards.
+
+    Args:
+      file_pattern: glob (or list of globs) of TFRecord shards with speaker labels.
+      batch_size: examples per yielded batch, i.e. per replica: under
+        `strategy.distribute_datasets_from_function` pass
+        `input_context.get_per_replica_batch_size(global_batch_size)`.
+      num_frames: feature frames per example; the crop is exactly the samples needed.
+      feature_options: `tfspk.features` MFCC options (None: the paper's 40-dim MFCC).
+      cmn: True (per-crop mean normalisation), False, or a `MfccFeatures` cmn mode.
+      augmentation, augmentation_sources: see `tfspk.augment`; sources are needed when
+        reverb, noise, music or babble is enabled.
+      speaker_balanced: (N speakers, M utterances per speaker), N * M == batch_size.
+      seed: makes the batches reproducible; None draws a fresh seed.
+      input_context: `tf.distribute.InputContext`; each input pipeline reads its own
+        shards (or, with fewer shards than pipelines, its own share of examples).
+      features_on_device: yield waveforms and leave augmentation and features to
+        `device_augment_and_features` in the training step.
+      shuffle_buffer: examples (whole utterances) in the shuffle buffer.
+      cycle_length: shards read in parallel.
+      sample_rate: expected rate of every example; a mismatch is an error.
+
+    Yields:
+      ({"features": [B, num_frames, C] float32, "lengths": [B] int32}, labels [B] int32),
+      or with `features_on_device`: ({"waveform": [B, S], "lengths": [B] (samples),
+      "plan": {...}, "sources": {...}}, labels), "plan"/"sources" holding what
+      augmentation needs (empty without it).
+    """
+    files = list_files(file_pattern, "TFRecord shards")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if augmentation is not None and augmentation.source_kinds:
+        if augmentation_sources is None:
+            raise ValueError(f"augmentation enables {list(augmentation.source_kinds)} but "
+                             "augmentation_sources is None")
+        augmentation_sources.check(augmentation)
+    deterministic = seed is not None
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31 - 1)
+    pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
+    base_seed = _pipeline_seed(seed, pipeline_id)
+    files, shard_examples = _shard_files(files, input_context)
+    crop_samples = samples_for_frames(num_frames, feature_options, sample_rate)
+    frontend = make_frontend(feature_options, cmn, sample_rate)
+
+    records = _records_with_filenames(files, cycle_length=cycle_length, seed=base_seed,
+                                      repeat=True)
+    if shard_examples:
+        records = records.shard(input_context.num_input_pipelines, pipeline_id)
+    records = records.shuffle(shuffle_buffer, seed=base_seed + 1, reshuffle_each_iteration=True)
+    examples = records.map(lambda record, path: _parse_checked(record, path, sample_rate, True),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = examples.enumerate().map(
+        lambda index, example: _crop_example(
+            index, example, base_seed=base_seed, crop_samples=crop_samples,
+            augmentation=augmentation, num_frames=num_frames,
+            num_features=frontend.feature_dim),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if speaker_balanced is not None:
+        examples = _balanced(examples, *speaker_balanced, batch_size)
+
+    def to_inputs(example, sources=None):
+        inputs = {"waveform": example["waveform"], "lengths": tf.constant(crop_samples, tf.int32),
+                  "plan": example["plan"], "sources": sources or {}}
+        return inputs, example["label"]
+
+    if augmentation is not None and augmentation.source_kinds:
+        streams = augmentation_sources.crop_datasets(augmentation, crop_samples, base_seed)
+        examples = tf.data.Dataset.zip((examples, streams)).map(to_inputs)
+    else:
+        examples = examples.map(to_inputs)
+    batches = examples.batch(batch_size, drop_remainder=True)
+    if not features_on_device:
+        batches = batches.map(
+            lambda inputs, labels: (device_augment_and_features(inputs, frontend), labels),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(file_pattern, *, batch_size: int, sample_rate: int = 16000,
+                 max_seconds: float | None = None) -> tf.data.Dataset:
+    """Whole utterances in shard order, zero-padded per batch.
+
+    Yields dicts: `waveform` [B, S] float32, `lengths` [B] int32 (valid samples),
+    `utt_id` and `speaker` [B] strings, `label` [B] int32 (-1 for unlabelled shards).
+    `max_seconds` keeps only the first `max_seconds` of each utterance. Batches are not
+    sorted by length: the order of the shards is kept so results line up with them.
+    """
+    files = list_files(file_pattern, "TFRecord shards")
+    max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+
+    def to_utterance(record, path):
+        example = _parse_checked(record, path, sample_rate, labelled=False)
+        waveform = example["waveform"]
+        if max_samples is not None:
+            waveform = waveform[:max_samples]
+        return {"waveform": waveform, "lengths": tf.shape(waveform)[0],
+                "utt_id": example["utt_id"], "speaker": example["speaker"],
+                "label": tf.cast(example["label"], tf.int32)}
+
+    records = _records_with_filenames(files, cycle_length=1, seed=None, repeat=False)
+    utterances = records.map(to_utterance, num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=True)
+    return utterances.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)

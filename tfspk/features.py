@@ -1,0 +1,750 @@
+"""Kaldi-compatible filterbank and MFCC features in TensorFlow ops.
+
+`kaldi_fbank` and `kaldi_mfcc` reproduce Kaldi's `compute-fbank-feats` /
+`compute-mfcc-feats` (and kaldi-native-fbank, whose option names they take) with
+TensorFlow ops only, so the same code runs eagerly, in `tf.data`, inside a Keras
+model and inside an exported SavedModel with unknown batch size and length.
+
+Kaldi's pipeline, per frame:
+  1. extract `frame_length` samples every `frame_shift` samples; with
+     `snip_edges=False` frames are centred on `t * shift + shift / 2` and samples
+     outside the signal are reflected (`-1 -> 0`, `n -> n - 1`);
+  2. optional dither (Gaussian, `dither` standard deviation in 16-bit units);
+  3. remove the frame's DC offset;
+  4. log-energy of the raw frame (`raw_energy=True`);
+  5. pre-emphasis `y[i] = x[i] - c x[i-1]`, with `y[0] = x[0] - c x[0]`;
+  6. window (`povey` = Hann ** 0.85 by default);
+  7. FFT, zero-padded to a power of two, power (or magnitude) spectrum;
+  8. triangular mel filters, triangular in the mel domain with
+     `mel(f) = 1127 ln(1 + f / 700)`, over the bins below Nyquist;
+  9. log with a floor of float32 epsilon; MFCC: DCT-II with Kaldi's orthonormal
+     scaling (`sqrt(1/N)` for C0, `sqrt(2/N)` otherwise), the cepstral lifter
+     `1 + Q/2 sin(pi i / Q)`, and the log-energy in place of C0 (`use_energy`).
+
+Input waveforms are float32 in [-1, 1] (the tfspk convention) and are scaled by
+32768 internally, because Kaldi reads 16-bit PCM as integers and its energies,
+`energy_floor` and the VAD threshold are in that scale.
+
+Defaults are Kaldi's except:
+  * `dither=0`: Kaldi dithers by default (1.0, kaldi-native-fbank 3e-5) to avoid
+    log(0) on digital silence. Here the log is floored instead, and deterministic
+    features are what training, export and the reference tests need; pass
+    `dither>0` with a `seed` to reproduce Kaldi's dithered features.
+  * `kaldi_mfcc` defaults to the paper's front end (Shon et al. 2018): 40 mel bins
+    and 40 cepstra, 25 ms windows every 10 ms (`PAPER_MFCC_OPTIONS`); Kaldi's own
+    default is 23 bins and 13 cepstra. `VOXCELEB_V2_MFCC_OPTIONS` is Kaldi's
+    egs/voxceleb/v2 `mfcc.conf`.
+
+Computation is float32 by default; `compute_dtype="float64"` is available but
+buys little: kaldi-native-fbank itself computes in float32, and both settings
+match it to about 2e-3 absolute on every coefficient (5e-4 on real speech; the
+lifter multiplies high cepstra by up to 1 + Q/2), see tests/test_features.py.
+
+Batches: `[batch, samples]` input with `lengths` (valid samples per row) gives
+each row exactly the features of the unpadded row. With `snip_edges=True` no frame
+of a row reaches into its padding; with `snip_edges=False` the reflection at the
+end of each row uses that row's own length, so padding is never read either.
+Frames past a row's `num_frames(length)` are zero.
+
+Also here: `num_frames` (length bookkeeping), utterance CMN/CMVN (`apply_cmn`),
+Kaldi's sliding-window CMN (`sliding_cmn`, `apply-cmvn-sliding`), Kaldi's energy
+VAD (`energy_vad`, `compute-vad`), and the Keras layers `MfccFeatures` and
+`FbankFeatures`.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "sine", "blackman")
+
+# numeric_limits<float>::epsilon(), the floor Kaldi uses before every log.
+LOG_FLOOR = float(np.finfo(np.float32).eps)
+
+# Kaldi reads 16-bit PCM without normalising it.
+INT16_SCALE = 32768.0
+
+_FRAME_OPTIONS = {
+    "frame_length_ms": 25.0,
+    "frame_shift_ms": 10.0,
+    "dither": 0.0,
+    "preemph_coeff": 0.97,
+    "remove_dc_offset": True,
+    "window_type": "povey",
+    "round_to_power_of_two": True,
+    "blackman_coeff": 0.42,
+    "snip_edges": True,
+    "num_mel_bins": 23,
+    "low_freq": 20.0,
+    "high_freq": 0.0,
+    "energy_floor": 0.0,
+    "raw_energy": True,
+}
+
+FBANK_DEFAULTS: Mapping[str, Any] = {
+    **_FRAME_OPTIONS,
+    "use_energy": False,
+    "use_log_fbank": True,
+    "use_power": True,
+}
+
+KALDI_MFCC_DEFAULTS: Mapping[str, Any] = {
+    **_FRAME_OPTIONS,
+    "num_ceps": 13,
+    "use_energy": True,
+    "cepstral_lifter": 22.0,
+}
+
+# Shon, Tang & Glass (SLT 2018): 40-dimensional MFCC, 25 ms / 10 ms.
+PAPER_MFCC_OPTIONS: Mapping[str, Any] = {
+    "frame_length_ms": 25.0,
+    "frame_shift_ms": 10.0,
+    "num_mel_bins": 40,
+    "num_ceps": 40,
+}
+
+# Kaldi egs/voxceleb/v2/conf/mfcc.conf.
+VOXCELEB_V2_MFCC_OPTIONS: Mapping[str, Any] = {
+    "frame_length_ms": 25.0,
+    "frame_shift_ms": 10.0,
+    "num_mel_bins": 30,
+    "num_ceps": 30,
+    "low_freq": 20.0,
+    "high_freq": 7600.0,
+    "snip_edges": False,
+}
+
+MFCC_DEFAULTS: Mapping[str, Any] = {**KALDI_MFCC_DEFAULTS, **PAPER_MFCC_OPTIONS}
+
+# Kaldi ivector/voice-activity-detection.h defaults (compute-vad).
+KALDI_VAD_OPTIONS: Mapping[str, Any] = {
+    "vad_energy_threshold": 5.0,
+    "vad_energy_mean_scale": 0.5,
+    "vad_frames_context": 0,
+    "vad_proportion_threshold": 0.6,
+}
+
+# Kaldi egs/voxceleb/v2/conf/vad.conf.
+VOXCELEB_V2_VAD_OPTIONS: Mapping[str, Any] = {
+    "vad_energy_threshold": 5.5,
+    "vad_energy_mean_scale": 0.5,
+    "vad_frames_context": 2,
+    "vad_proportion_threshold": 0.12,
+}
+
+_COMPUTE_DTYPES = {"float32": tf.float32, "float64": tf.float64}
+_DEFAULTS_BY_KIND = {"fbank": FBANK_DEFAULTS, "mfcc": MFCC_DEFAULTS}
+
+
+# --------------------------------------------------------------------------- #
+# Options
+# --------------------------------------------------------------------------- #
+def _samples(sample_rate: float, milliseconds: float) -> int:
+    # Kaldi: static_cast<int32>(samp_freq * 0.001 * ms), truncation included.
+    return int(sample_rate * 0.001 * milliseconds)
+
+
+def _check_number(name: str, value: Any, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"feature option {name} must be a number, got {value!r}")
+    if kind is int and float(value) != int(value):
+        raise ValueError(f"feature option {name} must be an integer, got {value!r}")
+
+
+def resolve_options(kind: str, sample_rate: float = 16000, **options) -> dict:
+    """Returns the full, validated option dict for `kind` ("fbank" or "mfcc").
+
+    Unknown names, wrong types and out-of-range values raise ValueError naming
+    the option. `high_freq <= 0` is kept as given (it means Nyquist + high_freq).
+    """
+    if kind not in _DEFAULTS_BY_KIND:
+        raise ValueError(f"feature kind must be 'fbank' or 'mfcc', got {kind!r}")
+    defaults = _DEFAULTS_BY_KIND[kind]
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} option(s) {unknown}; valid options: {sorted(defaults)}")
+    opts = {**defaults, **options}
+    _check_number("sample_rate", sample_rate, float)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    for name, default in defaults.items():
+        value = opts[name]
+        if isinstance(default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"feature option {name} must be a bool, got {value!r}")
+            opts[name] = bool(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise ValueError(f"feature option {name} must be a string, got {value!r}")
+        else:
+            _check_number(name, value, type(default))
+            opts[name] = type(default)(value)
+    if opts["window_type"] not in WINDOW_TYPES:
+        raise ValueError(
+            f"window_type must be one of {WINDOW_TYPES}, got {opts['window_type']!r}")
+    for name in ("frame_length_ms", "frame_shift_ms"):
+        if opts[name] <= 0:
+            raise ValueError(f"{name} must be positive, got {opts[name]}")
+    if _samples(sample_rate, opts["frame_length_ms"]) < 2:
+        raise ValueError(
+            f"frame_length_ms={opts['frame_length_ms']} at {sample_rate} Hz is "
+            "shorter than 2 samples")
+    if _samples(sample_rate, opts["frame_shift_ms"]) < 1:
+        raise ValueError(
+            f"frame_shift_ms={opts['frame_shift_ms']} at {sample_rate} Hz is "
+            "shorter than 1 sample")
+    if opts["dither"] < 0:
+        raise ValueError(f"dither must be >= 0, got {opts['dither']}")
+    if not 0.0 <= opts["preemph_coeff"] <= 1.0:
+        raise ValueError(f"preemph_coeff must be in [0, 1], got {opts['preemph_coeff']}")
+    if opts["energy_floor"] < 0:
+        raise ValueError(f"energy_floor must be >= 0, got {opts['energy_floor']}")
+    if opts["num_mel_bins"] < 3:
+        raise ValueError(f"num_mel_bins must be >= 3, got {opts['num_mel_bins']}")
+    nyquist = 0.5 * sample_rate
+    high = opts["high_freq"] if opts["high_freq"] > 0 else nyquist + opts["high_freq"]
+    if not (0.0 <= opts["low_freq"] < nyquist and 0.0 < high <= nyquist
+            and opts["low_freq"] < high):
+        raise ValueError(
+            f"need 0 <= low_freq < high_freq <= Nyquist ({nyquist} Hz); got "
+            f"low_freq={opts['low_freq']}, high_freq={opts['high_freq']} "
+            f"(resolved to {high})")
+    if kind == "mfcc":
+        if not 1 <= opts["num_ceps"] <= opts["num_mel_bins"]:
+            raise ValueError(
+                f"num_ceps must be in [1, num_mel_bins={opts['num_mel_bins']}], "
+                f"got {opts['num_ceps']}")
+        if opts["cepstral_lifter"] < 0:
+            raise ValueError(
+                f"cepstral_lifter must be >= 0, got {opts['cepstral_lifter']}")
+    # Fails early, with the reason, when a mel bin would be empty.
+    _mel_banks(float(sample_rate), _padded_length(sample_rate, opts),
+               opts["num_mel_bins"], opts["low_freq"], opts["high_freq"])
+    return opts
+
+
+def _padded_length(sample_rate: float, opts: Mapping[str, Any]) -> int:
+    length = _samples(sample_rate, opts["frame_length_ms"])
+    if opts["round_to_power_of_two"]:
+        return 1 << (length - 1).bit_length()
+    return length
+
+
+# --------------------------------------------------------------------------- #
+# Constant matrices (built once per option set, at trace time)
+# --------------------------------------------------------------------------- #
+def mel_scale(freq):
+    """Kaldi's mel scale, 1127 ln(1 + f / 700)."""
+    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _window(length: int, window_type: str, blackman_coeff: float) -> np.ndarray:
+    i = np.arange(length, dtype=np.float64)
+    a = 2.0 * math.pi / (length - 1)
+    if window_type == "hanning":
+        return 0.5 - 0.5 * np.cos(a * i)
+    if window_type == "sine":
+        return np.sin(0.5 * a * i)
+    if window_type == "hamming":
+        return 0.54 - 0.46 * np.cos(a * i)
+    if window_type == "povey":
+        # Hann to the power 0.85: like Hamming but reaching zero at the edges.
+        return (0.5 - 0.5 * np.cos(a * i)) ** 0.85
+    if window_type == "rectangular":
+        return np.ones(length)
+    if window_type == "blackman":
+        return (blackman_coeff - 0.5 * np.cos(a * i)
+                + (0.5 - blackman_coeff) * np.cos(2.0 * a * i))
+    raise ValueError(f"window_type must be one of {WINDOW_TYPES}, got {window_type!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def _mel_banks(sample_rate: float, padded_length: int, num_bins: int,
+               low_freq: float, high_freq: float) -> np.ndarray:
+    """Kaldi's mel filterbank as a [padded_length // 2 + 1, num_bins] matrix.
+
+    Filters are triangles in the mel domain between neighbouring centres spaced
+    evenly from mel(low_freq) to mel(high_freq); only FFT bins below Nyquist get
+    weight (Kaldi's loop stops at padded_length / 2), so the last row is zero.
+    """
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0.0:
+        high_freq = nyquist + high_freq
+    num_fft_bins = padded_length // 2
+    mel_low, mel_high = mel_scale(low_freq), mel_scale(high_freq)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    mel = mel_scale(np.arange(num_fft_bins) * (sample_rate / padded_length))
+    banks = np.zeros((num_fft_bins + 1, num_bins))
+    for b in range(num_bins):
+        left, center, right = mel_low + delta * np.array([b, b + 1, b + 2])
+        inside = (mel > left) & (mel < right)
+        rising = (mel - left) / (center - left)
+        falling = (right - mel) / (right - center)
+        banks[:num_fft_bins, b] = np.where(
+            inside, np.where(mel <= center, rising, falling), 0.0)
+        if not inside.any():
+            raise ValueError(
+                f"mel bin {b} of {num_bins} covers no FFT bin between {low_freq} "
+                f"and {high_freq} Hz with a {padded_length}-point FFT; "
+                "num_mel_bins is too large")
+    return banks
+
+
+@functools.lru_cache(maxsize=64)
+def _dct_matrix(num_bins: int, num_ceps: int) -> np.ndarray:
+    """[num_bins, num_ceps] DCT-II with Kaldi's orthonormal scaling."""
+    n = np.arange(num_bins)
+    k = np.arange(num_ceps)[:, None]
+    dct = np.sqrt(2.0 / num_bins) * np.cos(math.pi / num_bins * (n + 0.5) * k)
+    dct[0] = np.sqrt(1.0 / num_bins)
+    return dct.T
+
+
+def _lifter(num_ceps: int, q: float) -> np.ndarray:
+    if q == 0.0:
+        return np.ones(num_ceps)
+    return 1.0 + 0.5 * q * np.sin(math.pi * np.arange(num_ceps) / q)
+
+
+# --------------------------------------------------------------------------- #
+# Frame bookkeeping
+# --------------------------------------------------------------------------- #
+def num_frames(num_samples, frame_length_ms: float = 25.0,
+               frame_shift_ms: float = 10.0, snip_edges: bool = True,
+               sample_rate: float = 16000):
+    """Kaldi's number of frames for `num_samples` samples (int or integer tensor).
+
+    snip_edges=True: 1 + (n - length) // shift when n >= length, else 0.
+    snip_edges=False: (n + shift // 2) // shift.
+    Returns a Python int for an int, a tensor of the same dtype for a tensor.
+    """
+    length = _samples(sample_rate, frame_length_ms)
+    shift = _samples(sample_rate, frame_shift_ms)
+    if length < 1 or shift < 1:
+        raise ValueError(
+            f"frame_length_ms={frame_length_ms}, frame_shift_ms={frame_shift_ms} at "
+            f"{sample_rate} Hz give fewer than 1 sample")
+    if isinstance(num_samples, (int, np.integer)):
+        n = int(num_samples)
+        if n < 0:
+            raise ValueError(f"num_samples must be >= 0, got {n}")
+        if snip_edges:
+            return 1 + (n - length) // shift if n >= length else 0
+        return (n + shift // 2) // shift
+    n = tf.convert_to_tensor(num_samples)
+    if not n.dtype.is_integer:
+        raise ValueError(f"num_samples must be an integer tensor, got {n.dtype}")
+    if snip_edges:
+        return tf.where(n >= length, 1 + (n - length) // shift, tf.zeros_like(n))
+    return (n + shift // 2) // shift
+
+
+def _frame_indices(lengths: tf.Tensor, num_out: tf.Tensor, length: int, shift: int,
+                   snip_edges: bool) -> tf.Tensor:
+    """Sample index of every frame sample, [batch, frames, length]."""
+    first = tf.range(num_out) * shift
+    if not snip_edges:
+        first += shift // 2 - length // 2
+    index = first[:, None] + tf.range(length)[None, :]
+    if snip_edges:
+        # Every frame below num_frames(length) lies inside the row already.
+        return tf.broadcast_to(index[None], [tf.shape(lengths)[0], num_out, length])
+    # Reflect about each row's own ends: -1 -> 0, n -> n - 1, with period 2n, which
+    # is what Kaldi's repeated reflection gives for signals shorter than a frame.
+    n = tf.maximum(lengths, 1)[:, None, None]
+    folded = tf.math.floormod(index[None], 2 * n)
+    return tf.where(folded >= n, 2 * n - 1 - folded, folded)
+
+
+# --------------------------------------------------------------------------- #
+# Feature computation
+# --------------------------------------------------------------------------- #
+def _as_batch(waveform, lengths):
+    waveform = tf.convert_to_tensor(waveform)
+    if not waveform.dtype.is_floating:
+        raise ValueError(
+            f"waveform must be floating point in [-1, 1], got {waveform.dtype}")
+    rank = waveform.shape.rank
+    if rank not in (1, 2):
+        raise ValueError(
+            f"waveform must have shape [samples] or [batch, samples], got {waveform.shape}")
+    batched = rank == 2
+    if not batched:
+        waveform = waveform[None]
+    width = tf.shape(waveform)[1]
+    if lengths is None:
+        lengths = tf.fill([tf.shape(waveform)[0]], width)
+    else:
+        lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int32)
+        if not batched:
+            lengths = tf.reshape(lengths, [1])
+        lengths = tf.clip_by_value(lengths, 0, width)
+    return waveform, lengths, batched
+
+
+def _seeded_normal(shape, seed, dtype):
+    if seed is None:
+        return tf.random.normal(shape, dtype=dtype)
+    if isinstance(seed, (int, np.integer)):
+        seed = [int(seed), 0]
+    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
+
+
+def _compute(kind: str, waveform, lengths, sample_rate, seed, compute_dtype, options):
+    opts = resolve_options(kind, sample_rate, **options)
+    if compute_dtype not in _COMPUTE_DTYPES:
+        raise ValueError(
+            f"compute_dtype must be one of {sorted(_COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    dtype = _COMPUTE_DTYPES[compute_dtype]
+    length = _samples(sample_rate, opts["frame_length_ms"])
+    shift = _samples(sample_rate, opts["frame_shift_ms"])
+    padded = _padded_length(sample_rate, opts)
+    frame_args = dict(frame_length_ms=opts["frame_length_ms"],
+                      frame_shift_ms=opts["frame_shift_ms"],
+                      snip_edges=opts["snip_edges"], sample_rate=sample_rate)
+
+    waveform, lengths, batched = _as_batch(waveform, lengths)
+    frame_lengths = num_frames(lengths, **frame_args)
+    num_out = tf.reduce_max(tf.concat([frame_lengths, [0]], axis=0))
+    index = _frame_indices(lengths, num_out, length, shift, opts["snip_edges"])
+    frames = tf.gather(tf.cast(waveform, dtype) * INT16_SCALE, index, batch_dims=1)
+
+    if opts["dither"] > 0.0:
+        frames += opts["dither"] * _seeded_normal(tf.shape(frames), seed, dtype)
+    if opts["remove_dc_offset"]:
+        frames -= tf.reduce_mean(frames, axis=-1, keepdims=True)
+
+    def log_energy(x):
+        return tf.math.log(tf.maximum(tf.reduce_sum(tf.square(x), axis=-1), LOG_FLOOR))
+
+    if opts["use_energy"] and opts["raw_energy"]:
+        energy = log_energy(frames)
+    coeff = opts["preemph_coeff"]
+    if coeff != 0.0:
+        frames = tf.concat(
+            [frames[..., :1] * (1.0 - coeff), frames[..., 1:] - coeff * frames[..., :-1]],
+            axis=-1)
+    window = _window(length, opts["window_type"], opts["blackman_coeff"])
+    frames *= tf.constant(window, dtype)
+    if opts["use_energy"] and not opts["raw_energy"]:
+        energy = log_energy(frames)
+    if opts["use_energy"] and opts["energy_floor"] > 0.0:
+        energy = tf.maximum(energy, math.log(opts["energy_floor"]))
+
+    if padded > length:
+        frames = tf.pad(frames, [[0, 0], [0, 0], [0, padded - length]])
+    spectrum = tf.signal.rfft(frames)
+    power = tf.math.real(spectrum * tf.math.conj(spectrum))
+    if kind == "fbank" and not opts["use_power"]:
+        power = tf.sqrt(power)
+    banks = _mel_banks(float(sample_rate), padded, opts["num_mel_bins"],
+                       opts["low_freq"], opts["high_freq"])
+    mel = tf.linalg.matmul(power, tf.constant(banks, dtype))
+
+    if kind == "fbank":
+        features = tf.math.log(tf.maximum(mel, LOG_FLOOR)) if opts["use_log_fbank"] else mel
+        if opts["use_energy"]:
+            features = tf.concat([energy[..., None], features], axis=-1)
+    else:
+        log_mel = tf.math.log(tf.maximum(mel, LOG_FLOOR))
+        transform = (_dct_matrix(opts["num_mel_bins"], opts["num_ceps"])
+                     * _lifter(opts["num_ceps"], opts["cepstral_lifter"])[None, :])
+        features = tf.linalg.matmul(log_mel, tf.constant(transform, dtype))
+        if opts["use_energy"]:
+            features = tf.concat([energy[..., None], features[..., 1:]], axis=-1)
+
+    valid = tf.range(num_out)[None, :] < frame_lengths[:, None]
+    features = tf.where(valid[..., None], tf.cast(features, tf.float32), 0.0)
+    if not batched:
+        return features[0], frame_lengths[0]
+    return features, frame_lengths
+
+
+def kaldi_fbank_with_lengths(waveform, lengths=None, sample_rate=16000, *, seed=None,
+                             compute_dtype="float32", **options):
+    """Kaldi log mel filterbank energies and the number of valid frames per row.
+
+    Args:
+      waveform: float [samples] or [batch, samples] in [-1, 1].
+      lengths: valid samples per row (None: the full width). Rows are computed as
+        if cut to their length; frames past `num_frames(length)` are zero.
+      sample_rate: in Hz.
+      seed: for dither only: an int or a shape-[2] integer tensor (stateless,
+        reproducible); None draws from TensorFlow's global generator.
+      compute_dtype: "float32" (default) or "float64" for the arithmetic inside.
+      **options: kaldi-native-fbank FbankOptions names (see `FBANK_DEFAULTS`).
+
+    Returns:
+      (features float32 [..., frames, num_mel_bins (+1 with use_energy)],
+       frame_lengths int32 [batch] or scalar).
+    """
+    return _compute("fbank", waveform, lengths, sample_rate, seed, compute_dtype, options)
+
+
+def kaldi_mfcc_with_lengths(waveform, lengths=None, sample_rate=16000, *, seed=None,
+                            compute_dtype="float32", **options):
+    """Kaldi MFCCs and the number of valid frames per row.
+
+    Same arguments as `kaldi_fbank_with_lengths`; options are kaldi-native-fbank
+    MfccOptions names (see `MFCC_DEFAULTS`: the paper's 40 bins / 40 cepstra).
+
+    Returns:
+      (features float32 [..., frames, num_ceps], frame_lengths int32).
+    """
+    return _compute("mfcc", waveform, lengths, sample_rate, seed, compute_dtype, options)
+
+
+def kaldi_fbank(waveform, sample_rate=16000, *, lengths=None, seed=None,
+                compute_dtype="float32", **options):
+    """Kaldi filterbank features of `waveform` ([samples] or [batch, samples]).
+
+    See `kaldi_fbank_with_lengths`; this returns the features only.
+    """
+    return kaldi_fbank_with_lengths(waveform, lengths, sample_rate, seed=seed,
+                                    compute_dtype=compute_dtype, **options)[0]
+
+
+def kaldi_mfcc(waveform, sample_rate=16000, *, lengths=None, seed=None,
+               compute_dtype="float32", **options):
+    """Kaldi MFCCs of `waveform` ([samples] or [batch, samples]).
+
+    Defaults: Kaldi's, with the paper's 40 mel bins and 40 cepstra and dither 0.
+    See `kaldi_mfcc_with_lengths`; this returns the features only.
+    """
+    return kaldi_mfcc_with_lengths(waveform, lengths, sample_rate, seed=seed,
+                                   compute_dtype=compute_dtype, **options)[0]
+
+
+# --------------------------------------------------------------------------- #
+# Normalisation and VAD over valid frames
+# --------------------------------------------------------------------------- #
+def _as_feature_batch(features, lengths):
+    features = tf.convert_to_tensor(features)
+    if features.shape.rank not in (2, 3):
+        raise ValueError(
+            f"features must have shape [frames, dim] or [batch, frames, dim], "
+            f"got {features.shape}")
+    batched = features.shape.rank == 3
+    if not batched:
+        features = features[None]
+    num = tf.shape(features)[1]
+    if lengths is None:
+        lengths = tf.fill([tf.shape(features)[0]], num)
+    else:
+        lengths = tf.reshape(tf.cast(lengths, tf.int32), [-1])
+        lengths = tf.minimum(lengths, num)
+    valid = tf.range(num)[None, :] < lengths[:, None]
+    return features, lengths, valid, batched
+
+
+def _restore(result, valid, batched):
+    result = tf.where(valid[..., None], result, tf.zeros_like(result))
+    return result if batched else result[0]
+
+
+def apply_cmn(features, lengths=None, norm_vars=False):
+    """Per-utterance cepstral mean (and variance) normalisation, Kaldi `apply-cmvn`.
+
+    Statistics come from each row's first `lengths[b]` frames only; frames past
+    the length are returned as zeros. With `norm_vars`, the variance is floored
+    at 1e-20 as in Kaldi.
+    """
+    features, lengths, valid, batched = _as_feature_batch(features, lengths)
+    x = tf.cast(features, tf.float64)
+    mask = tf.cast(valid, tf.float64)[..., None]
+    count = tf.maximum(tf.cast(lengths, tf.float64), 1.0)[:, None, None]
+    mean = tf.reduce_sum(x * mask, axis=1, keepdims=True) / count
+    result = x - mean
+    if norm_vars:
+        variance = tf.reduce_sum(tf.square(result) * mask, axis=1, keepdims=True) / count
+        result *= tf.math.rsqrt(tf.maximum(variance, 1e-20))
+    return _restore(tf.cast(result, features.dtype), valid, batched)
+
+
+def sliding_cmn(features, lengths=None, cmn_window=300, min_window=100,
+                center=True, norm_vars=False):
+    """Kaldi's `apply-cmvn-sliding` over each row's valid frames.
+
+    Frame t is normalised by the statistics of frames [start, end): with
+    `center`, start = t - cmn_window // 2 and end = start + cmn_window; otherwise
+    start = t - cmn_window, end = t + 1, and early frames use at least
+    `min_window` frames. A window that falls off either end is shifted back
+    inside the utterance, and clipped to it when the utterance is shorter. With
+    `norm_vars`, the windowed variance is floored at 1e-10 and a one-frame window
+    gives zeros. Defaults follow Kaldi's VoxCeleb recipe (window 300, centred);
+    the binary's own defaults are 600 frames, not centred.
+    """
+    if int(cmn_window) < 1 or int(min_window) < 1:
+        raise ValueError(
+            f"cmn_window and min_window must be >= 1, got {cmn_window}, {min_window}")
+    features, lengths, valid, batched = _as_feature_batch(features, lengths)
+    x = tf.cast(features, tf.float64)
+    num = tf.shape(x)[1]
+    t = tf.range(num)[None, :]
+    n = lengths[:, None]
+    if center:
+        start = t - cmn_window // 2
+        end = start + cmn_window
+    else:
+        start = t - cmn_window
+        end = t + 1
+    end -= tf.minimum(start, 0)
+    start = tf.maximum(start, 0)
+    if not center:
+        end = tf.where(end > t, tf.maximum(t + 1, min_window), end)
+    overshoot = tf.maximum(end - n, 0)
+    start = tf.maximum(start - overshoot, 0)
+    end = tf.minimum(end, n)
+    start = tf.minimum(start, end)  # rows past their length: empty windows
+
+    def window_sum(values):
+        cumulative = tf.pad(tf.cumsum(values, axis=1), [[0, 0], [1, 0], [0, 0]])
+        return (tf.gather(cumulative, end, batch_dims=1)
+                - tf.gather(cumulative, start, batch_dims=1))
+
+    count = tf.cast(tf.maximum(end - start, 1), tf.float64)[..., None]
+    mean = window_sum(x) / count
+    result = x - mean
+    if norm_vars:
+        variance = tf.maximum(window_sum(tf.square(x)) / count - tf.square(mean), 1e-10)
+        result = tf.where(count > 1.0, result * tf.math.rsqrt(variance), 0.0)
+    return _restore(tf.cast(result, features.dtype), valid, batched)
+
+
+def energy_vad(features, lengths=None, vad_energy_threshold=5.0,
+               vad_energy_mean_scale=0.5, vad_frames_context=0,
+               vad_proportion_threshold=0.6):
+    """Kaldi's `compute-vad` on column 0 (log-energy / C0) of raw MFCCs.
+
+    A frame is above threshold when its C0 exceeds `vad_energy_threshold +
+    vad_energy_mean_scale * mean(C0 over the row's valid frames)`; it is voiced
+    when at least `vad_proportion_threshold` of the valid frames within
+    `vad_frames_context` frames either side are above threshold. Defaults are
+    compute-vad's (`KALDI_VAD_OPTIONS`); `VOXCELEB_V2_VAD_OPTIONS` is the
+    VoxCeleb recipe's. Apply it before any mean normalisation.
+
+    Returns bool [batch, frames] (or [frames]); False past each row's length.
+    """
+    if vad_energy_mean_scale < 0:
+        raise ValueError(f"vad_energy_mean_scale must be >= 0, got {vad_energy_mean_scale}")
+    if int(vad_frames_context) != vad_frames_context or vad_frames_context < 0:
+        raise ValueError(
+            f"vad_frames_context must be an integer >= 0, got {vad_frames_context}")
+    if not 0.0 < vad_proportion_threshold < 1.0:
+        raise ValueError(
+            f"vad_proportion_threshold must be in (0, 1), got {vad_proportion_threshold}")
+    features, lengths, valid, batched = _as_feature_batch(features, lengths)
+    energy = tf.cast(features[..., 0], tf.float64)
+    mask = tf.cast(valid, tf.float64)
+    count = tf.maximum(tf.cast(lengths, tf.float64), 1.0)[:, None]
+    threshold = vad_energy_threshold + (
+        vad_energy_mean_scale * tf.reduce_sum(energy * mask, axis=1, keepdims=True) / count)
+    above = tf.cast((energy > threshold) & valid, tf.float64)
+    context = int(vad_frames_context)
+    kernel = tf.ones([2 * context + 1, 1, 1], tf.float64)
+
+    def context_sum(values):
+        # Sum over [t - context, t + context]; the zero padding keeps frames
+        # outside the row out of both counts, as Kaldi's bounds check does.
+        return tf.nn.conv1d(values[..., None], kernel, stride=1, padding="SAME")[..., 0]
+
+    voiced = context_sum(above) >= context_sum(mask) * vad_proportion_threshold
+    voiced &= valid
+    return voiced if batched else voiced[0]
+
+
+# --------------------------------------------------------------------------- #
+# Keras layers
+# --------------------------------------------------------------------------- #
+_CMN_MODES = ("utterance", "sliding", "none")
+
+
+class _KaldiFeatures(keras.layers.Layer):
+    """Waveform [batch, samples] + lengths -> (features, frame_lengths)."""
+
+    kind = ""
+
+    def __init__(self, sample_rate=16000, cmn="utterance", cmn_window=300,
+                 compute_dtype="float32", seed=None, **kwargs):
+        option_names = set(_DEFAULTS_BY_KIND[self.kind])
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}
+        super().__init__(**kwargs)
+        if cmn not in _CMN_MODES:
+            raise ValueError(f"cmn must be one of {_CMN_MODES}, got {cmn!r}")
+        if compute_dtype not in _COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {sorted(_COMPUTE_DTYPES)}, "
+                f"got {compute_dtype!r}")
+        self.sample_rate = sample_rate
+        self.cmn = cmn
+        self.cmn_window = int(cmn_window)
+        self.compute_dtype_name = compute_dtype
+        self.seed = seed
+        self.options = resolve_options(self.kind, sample_rate, **options)
+        self._seed_generator = (keras.random.SeedGenerator(seed)
+                                if self.options["dither"] > 0.0 else None)
+
+    def call(self, waveform, lengths=None):
+        seed = None
+        if self._seed_generator is not None:
+            seed = keras.random.randint([2], 0, 2**31 - 1, seed=self._seed_generator)
+        features, frame_lengths = _compute(
+            self.kind, waveform, lengths, self.sample_rate, seed,
+            self.compute_dtype_name, self.options)
+        if self.cmn == "utterance":
+            features = apply_cmn(features, frame_lengths)
+        elif self.cmn == "sliding":
+            features = sliding_cmn(features, frame_lengths, cmn_window=self.cmn_window)
+        return features, frame_lengths
+
+    @property
+    def feature_dim(self) -> int:
+        if self.kind == "mfcc":
+            return self.options["num_ceps"]
+        return self.options["num_mel_bins"] + int(self.options["use_energy"])
+
+    def compute_output_spec(self, waveform, lengths=None):
+        batch, samples = waveform.shape[0], waveform.shape[1]
+        frames = None
+        if samples is not None:
+            frames = num_frames(
+                int(samples), self.options["frame_length_ms"],
+                self.options["frame_shift_ms"], self.options["snip_edges"],
+                self.sample_rate)
+        return (keras.KerasTensor((batch, frames, self.feature_dim), "float32"),
+                keras.KerasTensor((batch,), "int32"))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sample_rate=self.sample_rate, cmn=self.cmn,
+                      cmn_window=self.cmn_window,
+                      compute_dtype=self.compute_dtype_name, seed=self.seed,
+                      **self.options)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfspk")
+class MfccFeatures(_KaldiFeatures):
+    """Kaldi MFCCs (paper defaults: 40 bins, 40 cepstra) with optional CMN.
+
+    `call(waveform [batch, samples], lengths [batch] or None)` returns
+    `(features [batch, frames, num_ceps], frame_lengths [batch])`. `cmn` is
+    "utterance" (mean over each row's valid frames), "sliding" (Kaldi
+    apply-cmvn-sliding, `cmn_window` frames, centred) or "none".
+    """
+
+    kind = "mfcc"
+
+
+@keras.saving.register_keras_serializable(package="tfspk")
+class FbankFeatures(_KaldiFeatures):
+    """Kaldi log mel filterbanks with optional CMN; same call as MfccFeatures."""
+
+    kind = "fbank"

@@ -1,0 +1,142 @@
+"""The serialisable description of a trained system: front end + network + head.
+
+Training writes it to `<model_dir>/model_spec.json`; export, evaluation and the
+probes rebuild exactly the same Keras graph from it and restore a checkpoint into it,
+so nothing downstream needs the training flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+SPEC_FILENAME = "model_spec.json"
+
+ARCHITECTURES = ("paper_cnn", "frame_level_cnn", "xvector")
+HEADS = ("softmax", "am_softmax", "aam_softmax")
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """Front end: Kaldi MFCC options (kaldi-native-fbank names) and normalisation."""
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 40
+    num_ceps: int = 40
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    low_freq: float = 20.0
+    high_freq: float = 0.0
+    snip_edges: bool = True
+    cmn: str = "utterance"
+
+    def mfcc_options(self) -> dict[str, Any]:
+        return {
+            "num_mel_bins": self.num_mel_bins,
+            "num_ceps": self.num_ceps,
+            "frame_length_ms": self.frame_length_ms,
+            "frame_shift_ms": self.frame_shift_ms,
+            "low_freq": self.low_freq,
+            "high_freq": self.high_freq,
+            "snip_edges": self.snip_edges,
+        }
+
+    def samples_for_frames(self, num_frames: int) -> int:
+        """Samples that yield exactly `num_frames` frames with snip_edges=True."""
+        window = int(round(self.sample_rate * self.frame_length_ms / 1000.0))
+        shift = int(round(self.sample_rate * self.frame_shift_ms / 1000.0))
+        return window + (num_frames - 1) * shift
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """Network and classification head."""
+
+    architecture: str = "paper_cnn"
+    num_speakers: int = 0
+    variant: str = "linear_fc1"
+    pooling: str = "stats"
+    conv_filters: tuple[int, ...] = (1000, 1000, 1000, 1500)
+    fc_units: tuple[int, ...] = (1500, 600)
+    batch_norm: bool = False
+    head: str = "softmax"
+    margin: float = 0.0
+    scale: float = 30.0
+    embedding_layer: str = "fc2"
+    features: FeatureSpec = dataclasses.field(default_factory=FeatureSpec)
+
+    def __post_init__(self):
+        if isinstance(self.features, dict):
+            self.features = FeatureSpec(**self.features)
+        self.conv_filters = tuple(int(c) for c in self.conv_filters)
+        self.fc_units = tuple(int(c) for c in self.fc_units)
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        return cls(**json.loads(text))
+
+    def save(self, model_dir: str) -> str:
+        path = os.path.join(model_dir, SPEC_FILENAME)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+        os.replace(path + ".tmp", path)
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str) -> "ModelSpec":
+        path = os.path.join(model_dir, SPEC_FILENAME)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{path}: no model spec; is {model_dir!r} a tfspk training directory?")
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+
+def build_embedding_model(spec: ModelSpec):
+    """The embedding network (features + lengths in, {"fc1", "fc2"} out) for `spec`."""
+    from tfspk import models
+
+    num_features = spec.features.num_ceps
+    if spec.architecture == "paper_cnn":
+        return models.build_paper_cnn(
+            num_features=num_features, conv_filters=spec.conv_filters,
+            fc_units=spec.fc_units, variant=spec.variant, pooling=spec.pooling,
+            batch_norm=spec.batch_norm)
+    if spec.architecture == "frame_level_cnn":
+        return models.build_frame_level_cnn(
+            num_features=num_features, conv_filters=spec.conv_filters,
+            fc_units=spec.fc_units, batch_norm=spec.batch_norm)
+    return models.build_xvector(
+        num_features=num_features, frame_filters=spec.conv_filters,
+        segment_units=spec.fc_units)
+
+
+def build_classifier_model(spec: ModelSpec):
+    """Embedding network plus the speaker-classification head used in training."""
+    from tfspk import models
+
+    if spec.num_speakers < 2:
+        raise ValueError(f"num_speakers must be >= 2, got {spec.num_speakers}")
+    head_kwargs = {}
+    if spec.head != "softmax":
+        head_kwargs = {"margin": spec.margin, "scale": spec.scale}
+    return models.build_classifier(
+        build_embedding_model(spec), spec.num_speakers, head=spec.head,
+        embedding=spec.embedding_layer, **head_kwargs)
+
+
+def build_frontend(spec: ModelSpec):
+    """The Keras MFCC layer with the training options (waveform, lengths) -> features."""
+    from tfspk import features
+
+    return features.MfccFeatures(
+        sample_rate=spec.features.sample_rate, cmn=spec.features.cmn,
+        **spec.features.mfcc_options())

@@ -1,0 +1,76 @@
+"""absl flags shared by `tfrecords_tools.build` and `tfrecords_tools.beam_build`."""
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from tfspk.shards.build import INPUT_FORMATS, BuildConfig, BuildResult
+from tfspk.shards.encode import EncodeOptions
+
+BUILD_FLAG_NAMES = (
+    "input_format", "input", "output_dir", "split", "num_shards", "num_workers",
+    "max_reject_fraction", "sample_rate", "no_resample", "compression", "downmix",
+    "min_duration", "speakers_tsv", "unseen_speakers", "overwrite")
+
+
+def define_build_flags() -> None:
+    """Defines the build flags on absl's global FLAGS (call once per CLI module)."""
+    flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus layout of --input.")
+    flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir or manifest TSV.")
+    flags.DEFINE_string("output_dir", None, "Directory for shards and metadata; several "
+                        "splits may share it (every file is prefixed with the split).")
+    flags.DEFINE_string("split", "train", "Split name, prefix of every output file.")
+    flags.DEFINE_integer("num_shards", 16, "Number of shards.", lower_bound=1)
+    flags.DEFINE_integer("num_workers", 1, "Processes writing shards (local build).",
+                         lower_bound=1)
+    flags.DEFINE_float("max_reject_fraction", 0.05, "Exit non-zero when more than this "
+                       "fraction of the inputs is rejected (all outputs are still written).",
+                       lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_integer("sample_rate", 16000, "Sample rate of the stored PCM.",
+                         lower_bound=1)
+    flags.DEFINE_boolean("no_resample", False, "Reject files at another rate instead of "
+                         "resampling them with soxr.")
+    flags.DEFINE_enum("compression", "none", ["none", "gzip"], "Shard compression.")
+    flags.DEFINE_boolean("downmix", False, "Average multi-channel files instead of "
+                         "rejecting them.")
+    flags.DEFINE_float("min_duration", 0.5, "Reject utterances shorter than this (s).",
+                       lower_bound=0.0)
+    flags.DEFINE_string("speakers_tsv", None, "Existing label<TAB>speaker map (e.g. the "
+                        "train split's) to keep labels stable across splits.")
+    flags.DEFINE_enum("unseen_speakers", "append", ["append", "reject"], "With "
+                      "--speakers_tsv: give speakers it lacks new labels after its largest "
+                      "one (append), or reject their utterances (reject).")
+    flags.DEFINE_boolean("overwrite", False, "Delete this split's existing outputs first; "
+                         "without it a rerun resumes an identical unfinished build.")
+    for name in ("input_format", "input", "output_dir"):
+        flags.mark_flag_as_required(name)
+
+
+def config_from_flags(extra_flags: tuple[str, ...] = ()) -> BuildConfig:
+    """The BuildConfig the flags describe; records argv and the flag values."""
+    values = flags.FLAGS
+    recorded = {name: values[name].value for name in BUILD_FLAG_NAMES + tuple(extra_flags)}
+    return BuildConfig(
+        output_dir=values.output_dir, split=values.split, num_shards=values.num_shards,
+        num_workers=values.num_workers, compression=values.compression,
+        encode=EncodeOptions(sample_rate=values.sample_rate,
+                             resample=not values.no_resample, downmix=values.downmix,
+                             min_seconds=values.min_duration),
+        max_reject_fraction=values.max_reject_fraction, speakers_tsv=values.speakers_tsv,
+        unseen_speakers=values.unseen_speakers, overwrite=values.overwrite,
+        command=list(sys.argv), flags=recorded)
+
+
+def report_and_exit_status(result: BuildResult) -> None:
+    """Prints a one-line summary; exits 1 when rejects exceed the allowed fraction."""
+    m = result.metadata
+    print(f"{m['split']}: {m['num_examples']} examples, {m['num_rejected']} rejected "
+          f"({100 * m['reject_fraction']:.2f}%), {m['total_hours']:.3f} h in "
+          f"{len(m['shards'])} shards ({result.shards_written} written, "
+          f"{result.shards_reused} already done)")
+    if result.too_many_rejects:
+        raise SystemExit(
+            f"error: {m['num_rejected']} of {m['num_inputs']} inputs rejected "
+            f"({100 * m['reject_fraction']:.2f}% > --max_reject_fraction "
+            f"{100 * m['max_reject_fraction']:.2f}%); see {m['files']['rejects']}")

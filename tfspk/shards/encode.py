@@ -1,0 +1,107 @@
+"""The per-utterance step shared by the local build and the Beam pipeline.
+
+`encode_utterance` loads one planned utterance (`tfspk.audio.load_audio`, which also
+catches truncated and header-lying files), checks it (`check_audio`) and serialises
+it with `tfspk.schema`, or returns the reason it is rejected. It never raises for
+bad audio: a build must finish and account for every input.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tfspk.shards.planning import PlanItem
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeOptions:
+    """How audio is turned into stored PCM.
+
+    `resample=False` rejects files whose rate differs from `sample_rate`;
+    `downmix=False` rejects multi-channel files.
+    """
+
+    sample_rate: int = 16000
+    resample: bool = True
+    downmix: bool = False
+    min_seconds: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedUtterance:
+    """The outcome for one PlanItem: `serialized` set, or `reason` set."""
+
+    position: int
+    shard: int
+    utt_id: str
+    path: str
+    speaker: str
+    label: int
+    num_samples: int = 0
+    serialized: bytes | None = None
+    reason: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.serialized is None
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16. Exact inverse of soundfile's int16 -> float
+    scaling (x / 32768), so 16-bit input round-trips bit for bit."""
+    scaled = np.round(np.asarray(samples, np.float64) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+def _reason(error: Exception) -> str:
+    """`<code>: <detail>` for rejects.tsv (which has its own path column); the code
+    is AudioError's machine-readable reason, or the exception type."""
+    if hasattr(error, "reason") and hasattr(error, "detail"):
+        text = f"{error.reason}: {error.detail}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
+
+
+def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance:
+    """Loads, checks and serialises one utterance; bad input yields a reason."""
+    from tfspk import audio, schema
+
+    base = dict(position=item.position, shard=item.shard, utt_id=item.utt_id,
+                path=item.path, speaker=item.speaker, label=item.label)
+    if item.reject:
+        return EncodedUtterance(**base, reason=item.reject)
+    try:
+        samples, rate = audio.load_audio(
+            item.path, options.sample_rate, resample=options.resample,
+            downmix=options.downmix, start=item.start, end=item.end)
+        audio.check_audio(samples, rate, item.path, min_seconds=options.min_seconds)
+        native_rate = rate
+        if item.phones:
+            native_rate = _native_rate(item.path)
+        phones = _phones_at_rate(item, native_rate, rate)
+        pcm16 = to_pcm16(samples)
+        serialized = schema.serialize_example(item.utt_id, item.speaker, item.label,
+                                              pcm16, rate, phones)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reject reason
+        return EncodedUtterance(**base, reason=_reason(error))
+    return EncodedUtterance(**base, num_samples=int(pcm16.shape[0]), serialized=serialized)
+
+
+def _native_rate(path: str) -> int:
+    import soundfile
+
+    return int(soundfile.info(path).samplerate)
+
+
+def _phones_at_rate(item: PlanItem, from_rate: int, to_rate: int):
+    """Phones moved to the output rate (as `start`/`end` already are, see
+    `tfspk.audio.load_audio`) and made relative to the utterance start."""
+    phones = []
+    for start, end, label in item.phones:
+        if from_rate != to_rate:
+            start = int(round(start * to_rate / from_rate))
+            end = int(round(end * to_rate / from_rate))
+        phones.append((start - item.start, end - item.start, label))
+    return phones

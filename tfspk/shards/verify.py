@@ -1,0 +1,144 @@
+"""Re-reads a built split and checks it against its metadata.
+
+Every shard listed in `<split>.metadata.json` must exist, have the recorded sha256,
+read without a TFRecord framing/CRC error, and hold exactly the recorded number of
+records, each parsing with `tfspk.schema` and agreeing with the split (sample rate,
+num_samples, label from speakers.tsv, unique utt_id, the sidecar's example index).
+Each problem is reported as a line naming the shard (or file) and what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+from tfspk.shards import metadata as meta
+from tfspk.shards.writer import COMPRESSIONS, sha256_file
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """The outcome for one split; `problems` is empty when everything checks out."""
+
+    split: str
+    num_shards: int
+    num_examples: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_records(path: str, compression: str) -> list[bytes]:
+    """All records of a TFRecord file; raises ValueError naming the file on a
+    truncated or corrupt record (framing or CRC error)."""
+    import tensorflow as tf
+
+    dataset = tf.data.TFRecordDataset(path, compression_type=COMPRESSIONS[compression])
+    records = []
+    try:
+        for record in dataset.as_numpy_iterator():
+            records.append(record)
+    except (tf.errors.DataLossError, tf.errors.OpError) as error:
+        message = " ".join(str(error.message).split())
+        raise ValueError(f"{os.path.basename(path)}: unreadable after record "
+                         f"{len(records)} ({message})") from None
+    return records
+
+
+def _check_shard(data_dir: str, entry: dict, metadata: dict, labels: dict[str, int],
+                 seen_ids: dict[str, str]) -> tuple[int, list[str]]:
+    from tfspk import schema
+
+    name = entry["shard"]
+    path = os.path.join(data_dir, name)
+    if not os.path.exists(path):
+        return 0, [f"{name}: missing"]
+    problems = []
+    checksum = sha256_file(path)
+    if checksum != entry["sha256"]:
+        problems.append(f"{name}: sha256 {checksum} does not match metadata {entry['sha256']}")
+    try:
+        records = read_records(path, metadata["compression"])
+    except ValueError as error:
+        return 0, problems + [str(error)]
+    if len(records) != entry["num_examples"]:
+        problems.append(f"{name}: {len(records)} records, metadata says "
+                        f"{entry['num_examples']}")
+    index = []
+    for number, record in enumerate(records):
+        where = f"{name}: record {number}"
+        try:
+            example = schema.parse_example_numpy(record)
+        except Exception as error:  # noqa: BLE001 - any parse failure is a finding
+            problems.append(f"{where}: does not parse with the schema ({error})")
+            continue
+        utt_id = example["utt_id"]
+        index.append([utt_id, example["speaker"], example["label"], example["num_samples"]])
+        if example["num_samples"] != example["pcm16"].shape[0]:
+            problems.append(f"{where} ({utt_id}): num_samples {example['num_samples']} != "
+                            f"{example['pcm16'].shape[0]} PCM samples")
+        if example["sample_rate"] != metadata["sample_rate"]:
+            problems.append(f"{where} ({utt_id}): sample rate {example['sample_rate']} != "
+                            f"{metadata['sample_rate']}")
+        if labels.get(example["speaker"]) != example["label"]:
+            problems.append(f"{where} ({utt_id}): label {example['label']} for speaker "
+                            f"{example['speaker']!r}, speakers.tsv says "
+                            f"{labels.get(example['speaker'])}")
+        if utt_id in seen_ids:
+            problems.append(f"{where}: utt_id {utt_id!r} also in {seen_ids[utt_id]}")
+        seen_ids[utt_id] = name
+    sidecar_path = path + ".json"
+    if not os.path.exists(sidecar_path):
+        problems.append(f"{name}.json: sidecar missing")
+    else:
+        try:
+            sidecar = meta.read_json(sidecar_path)
+            if sidecar["examples"] != index and not problems:
+                problems.append(f"{name}.json: example index differs from the records")
+        except (meta.MetadataError, KeyError) as error:
+            problems.append(f"{name}.json: unreadable sidecar ({error})")
+    return len(records), problems
+
+
+def verify_split(data_dir: str, split: str) -> VerifyReport:
+    """Checks every shard and file of one split; never raises for a bad split."""
+    files = meta.SplitFiles(data_dir, split)
+    try:
+        metadata = meta.read_json(files.metadata_path)
+        labels = meta.read_speakers_tsv(files.speakers_path)
+        entries = metadata["shards"]
+    except (meta.MetadataError, KeyError) as error:
+        return VerifyReport(split, 0, 0, (f"{error}",))
+    problems: list[str] = []
+    seen_ids: dict[str, str] = {}
+    total = 0
+    for entry in entries:
+        count, found = _check_shard(data_dir, entry, metadata, labels, seen_ids)
+        total += count
+        problems.extend(found)
+    if total != metadata["num_examples"] and not problems:
+        problems.append(f"{os.path.basename(files.metadata_path)}: shards hold {total} "
+                        f"examples, metadata says {metadata['num_examples']}")
+    listed = {entry["shard"] for entry in entries}
+    shard_re = re.compile(re.escape(split) + r"-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
+    for name in sorted(os.listdir(data_dir)):
+        if shard_re.match(name) and name not in listed:
+            problems.append(f"{name}: shard file not listed in {split}.metadata.json")
+    if not os.path.exists(files.rejects_path):
+        problems.append(f"{os.path.basename(files.rejects_path)}: missing")
+    elif len(meta.read_rejects_tsv(files.rejects_path)) != metadata["num_rejected"]:
+        problems.append(f"{os.path.basename(files.rejects_path)}: row count differs from "
+                        f"num_rejected {metadata['num_rejected']}")
+    return VerifyReport(split, len(entries), total, tuple(problems))
+
+
+def verify_dir(data_dir: str, split: str | None = None) -> list[VerifyReport]:
+    """`verify_split` for one split, or every split with metadata in `data_dir`."""
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"{data_dir}: not a directory")
+    splits = [split] if split else meta.splits_in(data_dir)
+    if not splits:
+        raise ValueError(f"{data_dir}: no <split>.metadata.json found")
+    return [verify_split(data_dir, name) for name in splits]

@@ -1,0 +1,136 @@
+"""Trains a speaker-embedding network: `python -m tfspk.train --flagfile=configs/X.flags`.
+
+Defaults follow Shon, Tang & Glass (SLT 2018): 40-dim MFCC, the 1-D CNN with
+statistics pooling and a linear fc1, softmax over training speakers, SGD at 0.001
+decayed x0.98 every 50k updates, 2-s (200-frame) crops. Rerunning the same command
+resumes from the latest checkpoint in --model_dir.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import tensorflow as tf
+from absl import app, flags
+
+from tfspk import model_spec as spec_lib
+from tfspk.training import optim, strategies, trainer
+
+FLAGS = flags.FLAGS
+
+# Where
+flags.DEFINE_string("model_dir", None, "Directory for checkpoints, TensorBoard logs and the model spec.")
+flags.DEFINE_string("train_data", None, "Glob of training TFRecord shards (tfrecords_tools.build).")
+flags.DEFINE_string("speakers_tsv", "", "Speaker label map; default: speakers.tsv beside the shards.")
+flags.DEFINE_string("validation_data", "", "Glob of validation shards (utterances named in the trials).")
+flags.DEFINE_string("validation_trials", "", "VoxCeleb- or Kaldi-format trial list for validation EER.")
+# Model
+flags.DEFINE_enum("architecture", "paper_cnn", list(spec_lib.ARCHITECTURES), "Network.")
+flags.DEFINE_enum("variant", "linear_fc1", ["linear_fc1", "relu_all"], "Paper CNN variant (Tables 2/4 vs Table 1).")
+flags.DEFINE_enum("pooling", "stats", ["stats", "attentive"], "Utterance pooling of paper_cnn.")
+flags.DEFINE_list("conv_filters", ["1000", "1000", "1000", "1500"], "Widths of the frame-level layers.")
+flags.DEFINE_list("fc_units", ["1500", "600"], "Widths of fc1 and fc2 (fc2 is the embedding).")
+flags.DEFINE_bool("batch_norm", False, "Batch normalisation after each hidden layer.")
+flags.DEFINE_enum("head", "softmax", list(spec_lib.HEADS), "Classification head.")
+flags.DEFINE_float("margin", 0.2, "Margin of am_softmax / aam_softmax.")
+flags.DEFINE_float("scale", 30.0, "Scale of am_softmax / aam_softmax.")
+flags.DEFINE_list("margin_warmup_steps", ["0", "0"], "Ramp the margin linearly from 0 between these steps.")
+flags.DEFINE_enum("embedding_layer", "fc2", ["fc1", "fc2"], "Embedding the head and validation use.")
+# Features
+flags.DEFINE_integer("num_mel_bins", 40, "Mel bins.")
+flags.DEFINE_integer("num_ceps", 40, "Cepstra (network input width).")
+flags.DEFINE_float("low_freq", 20.0, "Lowest mel-bank frequency (Hz).")
+flags.DEFINE_float("high_freq", 0.0, "Highest mel-bank frequency (Hz); <= 0 is an offset from Nyquist.")
+flags.DEFINE_enum("cmn", "utterance", ["utterance", "sliding", "none"], "Cepstral mean normalisation.")
+flags.DEFINE_integer("num_frames", 200, "Frames per training crop (200 = 2 s).")
+# Optimisation
+flags.DEFINE_integer("batch_size", 32, "Global batch size (split across replicas).")
+flags.DEFINE_integer("max_steps", 1000, "Total training steps.")
+flags.DEFINE_enum("optimizer", "sgd", list(optim.OPTIMIZERS), "Optimiser.")
+flags.DEFINE_float("learning_rate", 0.001, "Initial learning rate.")
+flags.DEFINE_enum("lr_schedule", "exponential", list(optim.SCHEDULES), "Learning-rate schedule.")
+flags.DEFINE_integer("lr_decay_steps", 50000, "Staircase decay period of the exponential schedule.")
+flags.DEFINE_float("lr_decay_rate", 0.98, "Decay factor per period.")
+flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps (cosine schedule).")
+flags.DEFINE_float("momentum", 0.0, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay.")
+flags.DEFINE_enum("mixed_precision", "none", list(trainer.MIXED_PRECISION), "Keras mixed-precision policy.")
+flags.DEFINE_bool("xla", False, "Compile the replica step with XLA.")
+# Data
+flags.DEFINE_string("augmentation_data", "", "Directory of augmentation sources (MUSAN/RIR TFRecords or trees).")
+flags.DEFINE_float("augment_probability", 0.0, "Probability of each augmentation type per example.")
+flags.DEFINE_bool("features_on_device", False, "Run augmentation and MFCC in the train step (accelerator).")
+flags.DEFINE_integer("shuffle_buffer", 2048, "Examples in the shuffle buffer.")
+flags.DEFINE_integer("seed", 0, "Seed for shuffling, cropping and augmentation.")
+# Distribution and bookkeeping
+flags.DEFINE_enum("strategy", "one_device", list(strategies.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep (probes.over_training reads them all).")
+flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard logs.")
+flags.DEFINE_integer("validate_every", 1000, "Steps between validation EER computations.")
+
+flags.mark_flags_as_required(["model_dir", "train_data"])
+
+
+def _ints(values) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError as error:
+        raise app.UsageError(f"expected a comma-separated list of integers, got {values}") from error
+
+
+def config_from_flags() -> trainer.TrainConfig:
+    """The TrainConfig the current flags describe (callable from Python after parsing)."""
+    features = spec_lib.FeatureSpec(
+        num_mel_bins=FLAGS.num_mel_bins, num_ceps=FLAGS.num_ceps, low_freq=FLAGS.low_freq,
+        high_freq=FLAGS.high_freq, cmn=FLAGS.cmn)
+    spec = spec_lib.ModelSpec(
+        architecture=FLAGS.architecture, variant=FLAGS.variant, pooling=FLAGS.pooling,
+        conv_filters=_ints(FLAGS.conv_filters), fc_units=_ints(FLAGS.fc_units),
+        batch_norm=FLAGS.batch_norm, head=FLAGS.head,
+        margin=FLAGS.margin if FLAGS.head != "softmax" else 0.0,
+        scale=FLAGS.scale if FLAGS.head != "softmax" else 30.0,
+        embedding_layer=FLAGS.embedding_layer, features=features)
+    warmup = _ints(FLAGS.margin_warmup_steps)
+    if len(warmup) != 2:
+        raise app.UsageError("--margin_warmup_steps takes two steps: start,end")
+    return trainer.TrainConfig(
+        model_dir=FLAGS.model_dir, train_data=FLAGS.train_data, spec=spec,
+        speakers_tsv=FLAGS.speakers_tsv, validation_data=FLAGS.validation_data,
+        validation_trials=FLAGS.validation_trials, batch_size=FLAGS.batch_size,
+        num_frames=FLAGS.num_frames, max_steps=FLAGS.max_steps, strategy=FLAGS.strategy,
+        tpu_address=FLAGS.tpu, checkpoint_every=FLAGS.checkpoint_every,
+        keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
+        validate_every=FLAGS.validate_every, optimizer=FLAGS.optimizer,
+        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
+        lr_decay_steps=FLAGS.lr_decay_steps, lr_decay_rate=FLAGS.lr_decay_rate,
+        warmup_steps=FLAGS.warmup_steps, momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay, margin_warmup_steps=warmup,
+        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla,
+        augmentation_data=FLAGS.augmentation_data,
+        augment_probability=FLAGS.augment_probability,
+        features_on_device=FLAGS.features_on_device, shuffle_buffer=FLAGS.shuffle_buffer,
+        seed=FLAGS.seed)
+
+
+def write_flagfile(path: str) -> None:
+    """This run's flags in --flagfile form, so `--flagfile=<path>` repeats it exactly."""
+    lines = [flag.serialize() for flag in FLAGS.get_flags_for_module(sys.modules[__name__])]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(line for line in lines if line) + "\n")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = config_from_flags()
+    if not tf.io.gfile.glob(config.train_data):
+        raise app.UsageError(f"--train_data={config.train_data}: no files match")
+    os.makedirs(config.model_dir, exist_ok=True)
+    write_flagfile(os.path.join(config.model_dir, "flags.txt"))
+    trainer.train(config)
+
+
+if __name__ == "__main__":
+    app.run(main)

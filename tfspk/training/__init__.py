@@ -1,0 +1,1 @@
+"""Training: strategies, optimisers, checkpoints, TensorBoard and the custom loop."""

@@ -1,0 +1,61 @@
+"""Checkpoints that survive preemption: periodic saves, save-on-signal, resume."""
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+
+import tensorflow as tf
+
+
+class StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks between steps.
+
+    Schedulers (Kubernetes, Slurm, preemptible VMs) send SIGTERM before killing a
+    job; saving a checkpoint at the next step boundary loses at most one step.
+    """
+
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
+        self._event = threading.Event()
+        self._previous = {}
+        self.signal_name = None
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def checkpoint_directory(model_dir: str, chief: bool, worker_index: int) -> str:
+    """Non-chief workers must also save (the save is collective) but to scratch."""
+    if chief:
+        return os.path.join(model_dir, "checkpoints")
+    return os.path.join(tempfile.gettempdir(), f"tfspk_worker{worker_index}_ckpt")
+
+
+def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int):
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name="ckpt")
+
+
+def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
+    """All checkpoints of a run as (step, prefix), oldest first."""
+    state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
+    if state is None:
+        return []
+    result = []
+    for prefix in state.all_model_checkpoint_paths:
+        step = int(prefix.rsplit("-", 1)[-1])
+        result.append((step, prefix))
+    return sorted(result)

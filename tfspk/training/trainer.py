@@ -1,0 +1,289 @@
+"""The custom training loop shared by every tf.distribute strategy."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfspk import model_spec as spec_lib
+from tfspk.training import checkpointing, optim, strategies, summaries
+
+logger = logging.getLogger("tfspk.train")
+
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model_dir: str
+    train_data: str
+    spec: spec_lib.ModelSpec = dataclasses.field(default_factory=spec_lib.ModelSpec)
+    validation_data: str = ""
+    validation_trials: str = ""
+    speakers_tsv: str = ""
+    batch_size: int = 32
+    num_frames: int = 200
+    max_steps: int = 1000
+    strategy: str = "one_device"
+    tpu_address: str = ""
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 5
+    log_every: int = 100
+    validate_every: int = 1000
+    optimizer: str = "sgd"
+    learning_rate: float = 0.001
+    lr_schedule: str = "exponential"
+    lr_decay_steps: int = 50000
+    lr_decay_rate: float = 0.98
+    warmup_steps: int = 0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    margin_warmup_steps: tuple[int, int] = (0, 0)
+    mixed_precision: str = "none"
+    xla: bool = False
+    augmentation_data: str = ""
+    augment_probability: float = 0.0
+    features_on_device: bool = False
+    shuffle_buffer: int = 2048
+    seed: int = 0
+    record_graph: bool = True
+
+
+def read_speaker_count(speakers_tsv: str) -> int:
+    """Number of labels in a tfrecords_tools `speakers.tsv` (`label<TAB>speaker`)."""
+    if not os.path.exists(speakers_tsv):
+        raise FileNotFoundError(f"{speakers_tsv}: speaker map not found; pass --speakers_tsv "
+                                "or build the training shards with tfrecords_tools.build")
+    labels = set()
+    with open(speakers_tsv, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("label\t"):
+                continue
+            try:
+                labels.add(int(line.split("\t", 1)[0]))
+            except ValueError as error:
+                raise ValueError(f"{speakers_tsv}:{line_no}: bad label in {line!r}") from error
+    return max(labels) + 1 if labels else 0
+
+
+def default_speakers_tsv(train_data: str) -> str:
+    return os.path.join(os.path.dirname(train_data), "speakers.tsv")
+
+
+def versions() -> dict[str, str]:
+    import tfspk
+    return {"tfspk": tfspk.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def _resolve_spec(config: TrainConfig) -> spec_lib.ModelSpec:
+    spec = config.spec
+    if spec.num_speakers <= 0:
+        spec = dataclasses.replace(spec, num_speakers=read_speaker_count(
+            config.speakers_tsv or default_speakers_tsv(config.train_data)))
+    existing = os.path.join(config.model_dir, spec_lib.SPEC_FILENAME)
+    if os.path.exists(existing):
+        saved = spec_lib.ModelSpec.load(config.model_dir)
+        if saved != spec:
+            raise ValueError(
+                f"{existing} describes a different model than these flags; resume with the "
+                f"original flags or use a new --model_dir.\nsaved: {saved}\nnow:   {spec}")
+    return spec
+
+
+def _make_train_dataset(config, spec, seed):
+    from tfspk import data
+
+    augmentation, sources = None, None
+    if config.augmentation_data and config.augment_probability > 0:
+        from tfspk import augment
+        augmentation = augment.AugmentationConfig.uniform(config.augment_probability)
+        sources = augment.AugmentationSources.from_tfrecords(config.augmentation_data,
+                                                             sample_rate=spec.features.sample_rate)
+
+    def dataset_fn(input_context):
+        return data.train_dataset(
+            config.train_data,
+            batch_size=input_context.get_per_replica_batch_size(config.batch_size),
+            num_frames=config.num_frames,
+            feature_options=spec.features.mfcc_options(),
+            augmentation=augmentation, augmentation_sources=sources,
+            seed=seed, input_context=input_context,
+            features_on_device=config.features_on_device,
+            shuffle_buffer=config.shuffle_buffer)
+
+    return dataset_fn
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains (or resumes) in `config.model_dir`; returns the final step's metrics."""
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+    if config.mixed_precision != "none":
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    strategy = strategies.create_strategy(config.strategy, config.tpu_address)
+    chief = strategies.is_chief(strategy)
+    spec = _resolve_spec(config)
+    if chief:
+        os.makedirs(config.model_dir, exist_ok=True)
+        spec.save(config.model_dir)
+        with open(os.path.join(config.model_dir, "run_config.json"), "w") as f:
+            json.dump({"config": dataclasses.asdict(config) | {"spec": dataclasses.asdict(spec)},
+                       "versions": versions(),
+                       "num_replicas": strategy.num_replicas_in_sync}, f, indent=2, default=str)
+
+    with strategy.scope():
+        classifier = spec_lib.build_classifier_model(spec)
+        learning_rate = optim.build_learning_rate(
+            config.lr_schedule, config.learning_rate, config.lr_decay_steps,
+            config.lr_decay_rate, config.max_steps, config.warmup_steps)
+        optimizer = optim.build_optimizer(config.optimizer, learning_rate, config.momentum,
+                                          config.weight_decay, config.mixed_precision)
+        optimizer.build(classifier.trainable_variables)
+        frontend = spec_lib.build_frontend(spec) if (
+            config.features_on_device or config.validation_data) else None
+
+    checkpoint = tf.train.Checkpoint(model=classifier, optimizer=optimizer)
+    manager = checkpointing.make_manager(
+        checkpoint, checkpointing.checkpoint_directory(
+            config.model_dir, chief, strategies.worker_index(strategy)),
+        config.keep_checkpoints)
+    chief_manager_dir = os.path.join(config.model_dir, "checkpoints")
+    latest = tf.train.latest_checkpoint(chief_manager_dir)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logger.info("resumed from %s", latest)
+    start_step = int(optimizer.iterations.numpy())
+
+    # A fresh shuffle after a resume: seeding with the step keeps runs reproducible
+    # without replaying the examples seen before the interruption.
+    dataset = strategy.distribute_datasets_from_function(
+        _make_train_dataset(config, spec, seed=config.seed + start_step))
+    iterator = iter(dataset)
+
+    global_batch = config.batch_size
+    margin_start, margin_end = config.margin_warmup_steps
+
+    def step_fn(inputs, labels):
+        labels = tf.cast(labels, tf.int32)
+        with tf.GradientTape() as tape:
+            if config.features_on_device:
+                from tfspk import data
+                inputs = data.device_augment_and_features(inputs, frontend)
+            logits = classifier(inputs, labels=labels, training=True)
+            logits = tf.cast(logits, tf.float32)
+            per_example = keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if classifier.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(classifier.losses))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        variables = classifier.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                                 labels), tf.float32))
+        return loss, correct
+
+    replica_fn = tf.function(step_fn, jit_compile=True) if config.xla else step_fn
+
+    @tf.function
+    def train_step(iterator):
+        inputs, labels = next(iterator)
+        loss, correct = strategy.run(replica_fn, args=(inputs, labels))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    writer = tf.summary.create_file_writer(
+        os.path.join(config.model_dir, "train") if chief else
+        os.path.join(checkpointing.checkpoint_directory(config.model_dir, False, strategies.worker_index(strategy)), "summaries"))
+    stop = checkpointing.StopRequest()
+    step = start_step
+    window_loss, window_correct, window_steps = 0.0, 0.0, 0
+    window_start = time.perf_counter()
+    last = {"step": step}
+    try:
+        while step < config.max_steps and not stop.requested:
+            if margin_end > margin_start and spec.head != "softmax":
+                fraction = min(1.0, max(0.0, (step - margin_start) / (margin_end - margin_start)))
+                classifier.head.set_margin(spec.margin * fraction)
+            trace = chief and config.record_graph and step == start_step
+            if trace:
+                tf.summary.trace_on(graph=True, profiler=False)
+            loss, correct = train_step(iterator)
+            if trace:
+                with writer.as_default():
+                    tf.summary.trace_export("train_step", step=step)
+            step += 1
+            window_loss += float(loss)
+            window_correct += float(correct)
+            window_steps += 1
+            if step % config.log_every == 0 or step == config.max_steps:
+                elapsed = time.perf_counter() - window_start
+                last = {
+                    "step": step,
+                    "loss": window_loss / window_steps,
+                    "accuracy": window_correct / (window_steps * global_batch),
+                    "learning_rate": optim.current_learning_rate(optimizer),
+                    "examples_per_second": window_steps * global_batch / max(elapsed, 1e-9),
+                }
+                with writer.as_default(step=step):
+                    for key in ("loss", "accuracy", "learning_rate", "examples_per_second"):
+                        tf.summary.scalar(key, last[key])
+                writer.flush()
+                if chief:
+                    print(f"step {step}/{config.max_steps}  loss {last['loss']:.4f}  "
+                          f"acc {last['accuracy']:.3f}  lr {last['learning_rate']:.3g}  "
+                          f"{last['examples_per_second']:.1f} ex/s", flush=True)
+                window_loss, window_correct, window_steps = 0.0, 0.0, 0
+                window_start = time.perf_counter()
+            if step % config.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+            if (config.validation_data and config.validation_trials and chief
+                    and (step % config.validate_every == 0 or step == config.max_steps)):
+                last.update(_run_validation(config, spec, frontend, classifier, step))
+    finally:
+        stop.restore()
+    if stop.requested and chief:
+        print(f"{stop.signal_name} received: checkpointing at step {step} and exiting", flush=True)
+    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != step:
+        manager.save(checkpoint_number=step)
+    writer.flush()
+    last["step"] = step
+    last["stopped_by_signal"] = stop.signal_name
+    if chief:
+        with open(os.path.join(config.model_dir, "last_metrics.json"), "w") as f:
+            json.dump(last, f, indent=2)
+    return last
+
+
+def _run_validation(config, spec, frontend, classifier, step) -> dict:
+    from tfspk import data
+    from tfspk.training import validation
+
+    dataset = data.eval_dataset(config.validation_data, batch_size=16,
+                                sample_rate=spec.features.sample_rate)
+    result = validation.validate(frontend, classifier.embedding_model, dataset,
+                                 config.validation_trials, spec.embedding_layer)
+    log_dir = os.path.join(config.model_dir, "validation")
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=step):
+        tf.summary.scalar("eer", result.eer)
+        tf.summary.scalar("min_dcf_p0.01", result.min_dcf_p01)
+        tf.summary.scalar("min_dcf_p0.001", result.min_dcf_p001)
+    writer.flush()
+    summaries.write_projector(log_dir, result.embeddings, result.speakers, result.ids)
+    print(f"validation step {step}: EER {100 * result.eer:.2f}%  "
+          f"minDCF(0.01) {result.min_dcf_p01:.3f}  minDCF(0.001) {result.min_dcf_p001:.3f}",
+          flush=True)
+    return {"validation_eer": result.eer, "validation_min_dcf_p0.01": result.min_dcf_p01,
+            "validation_min_dcf_p0.001": result.min_dcf_p001}

@@ -1,0 +1,60 @@
+"""Periodic validation during training: cosine EER / minDCF on a trial list."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from tfspk import metrics, trials as trials_lib
+
+
+@dataclasses.dataclass
+class ValidationResult:
+    eer: float
+    min_dcf_p01: float
+    min_dcf_p001: float
+    ids: list[str]
+    speakers: list[str]
+    embeddings: np.ndarray
+
+
+def embed_dataset(frontend, embedding_model, dataset, embedding_layer="fc2"):
+    """Embeds every utterance of an `eval_dataset`; returns ids, speakers, [N, D]."""
+
+    @tf.function(reduce_retracing=True)
+    def embed(waveform, lengths):
+        features, frame_lengths = frontend(waveform, lengths)
+        return embedding_model({"features": features, "lengths": frame_lengths},
+                               training=False)[embedding_layer]
+
+    ids, speakers, chunks = [], [], []
+    for batch in dataset:
+        chunks.append(embed(batch["waveform"], tf.cast(batch["lengths"], tf.int32)).numpy())
+        ids.extend(x.decode("utf-8") for x in batch["utt_id"].numpy())
+        speakers.extend(x.decode("utf-8") for x in batch["speaker"].numpy())
+    return ids, speakers, np.concatenate(chunks).astype(np.float32)
+
+
+def cosine_trial_scores(ids, embeddings, trial_list):
+    index = {utt: i for i, utt in enumerate(ids)}
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    enroll = np.array([index[t.enroll] for t in trial_list])
+    test = np.array([index[t.test] for t in trial_list])
+    scores = np.einsum("ij,ij->i", unit[enroll], unit[test])
+    labels = np.array([t.label for t in trial_list], dtype=np.int64)
+    return scores, labels
+
+
+def validate(frontend, embedding_model, dataset, trials_path, embedding_layer="fc2"):
+    ids, speakers, embeddings = embed_dataset(frontend, embedding_model, dataset,
+                                              embedding_layer)
+    trial_list = trials_lib.read_trials(trials_path, known_ids=set(ids))
+    scores, labels = cosine_trial_scores(ids, embeddings, trial_list)
+    eer = metrics.eer(scores, labels)
+    eer_value = float(eer[0] if isinstance(eer, tuple) else eer)
+    return ValidationResult(
+        eer=eer_value,
+        min_dcf_p01=float(metrics.min_dcf(scores, labels, p_target=0.01)),
+        min_dcf_p001=float(metrics.min_dcf(scores, labels, p_target=0.001)),
+        ids=ids, speakers=speakers, embeddings=embeddings)

@@ -1,0 +1,92 @@
+"""Verification trial lists: VoxCeleb (``label enroll test``) and Kaldi (``enroll test
+target|nontarget``).
+
+VoxCeleb's lists (``veri_test.txt``, the cleaned ``veri_test2.txt``, ``list_test_hard2.txt``,
+``list_test_all2.txt``) share one format: ``1 id10270/x6uYqmx31kE/00001.wav
+id10270/8jEAjG6SegY/00008.wav``, 1 for a target (same speaker) trial and 0 for a
+non-target one. Their audio extension is stripped so that ids match
+``tfspk.corpora.read_voxceleb``'s ``utt_id``. Kaldi ``trials`` files hold ids as they are.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable, Optional
+
+from tfspk.corpora.records import LocatedError, read_table
+
+#: Extensions removed from the paths of VoxCeleb-format lists.
+AUDIO_EXTENSIONS = (".wav", ".m4a", ".flac")
+_VOXCELEB_LABELS = {"1": 1, "0": 0}
+_KALDI_LABELS = {"target": 1, "nontarget": 0}
+
+
+class TrialListError(LocatedError):
+    """A trial list is malformed, names unknown utterances or lacks a kind of trial."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One verification trial: ``label`` 1 (same speaker) or 0, and two utterance ids."""
+
+    label: int
+    enroll: str
+    test: str
+
+
+def read_trials(path: os.PathLike | str,
+                known_ids: Optional[Iterable[str]] = None) -> list[Trial]:
+    """Reads a VoxCeleb or Kaldi trial list, in file order.
+
+    The format is recognised from the first line (Kaldi when its third field is
+    ``target``/``nontarget``, VoxCeleb when its first is ``0``/``1``) and every line must
+    then follow it.
+
+    Args:
+      path: the trial list.
+      known_ids: utterance ids that exist (e.g. the ``utt_id`` of the evaluation set); when
+        given, a trial naming any other id is an error.
+
+    Raises:
+      TrialListError naming file and line for a malformed line, a label of the wrong kind,
+      an id not in ``known_ids``; naming the file for a list without any target or without
+      any non-target trial.
+    """
+    known = None if known_ids is None else set(known_ids)
+    trials = []
+    kind = None
+    for number, fields in read_table(path, 3, error=TrialListError):
+        if kind is None:
+            kind = "kaldi" if fields[2] in _KALDI_LABELS else "voxceleb"
+        trial = _parse(fields, kind, path, number)
+        if known is not None:
+            for utt_id in (trial.enroll, trial.test):
+                if utt_id not in known:
+                    raise TrialListError(f"unknown utterance id {utt_id!r}", path, number)
+        trials.append(trial)
+    num_targets = sum(trial.label for trial in trials)
+    if num_targets == 0 or num_targets == len(trials):
+        missing = "target" if num_targets == 0 else "non-target"
+        raise TrialListError(f"no {missing} trials among {len(trials)}: EER and DCF need "
+                             "both", path)
+    return trials
+
+
+def _parse(fields: list[str], kind: str, path, number: int) -> Trial:
+    if kind == "kaldi":
+        enroll, test, label = fields
+        if label not in _KALDI_LABELS:
+            raise TrialListError(f"Kaldi trial label must be 'target' or 'nontarget', got "
+                                 f"{label!r}", path, number)
+        return Trial(_KALDI_LABELS[label], enroll, test)
+    label, enroll, test = fields
+    if label not in _VOXCELEB_LABELS:
+        raise TrialListError(f"VoxCeleb trial label must be 0 or 1, got {label!r}", path,
+                             number)
+    return Trial(_VOXCELEB_LABELS[label], _strip_audio_extension(enroll),
+                 _strip_audio_extension(test))
+
+
+def _strip_audio_extension(name: str) -> str:
+    stem, extension = os.path.splitext(name)
+    return stem if extension.lower() in AUDIO_EXTENSIONS else name
