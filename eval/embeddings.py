@@ -96,12 +96,12 @@ def _validated(ids, embeddings, speakers, path, allow_duplicate_ids) -> Embeddin
     bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
     if bad_rows.size:
         raise EmbeddingFileError(f"{bad_rows.size} embeddings contain NaN or Inf (first: id "
-                                 f"{ids[bad_rows[0]]!r})", path)
+                                 f"{str(ids[bad_rows[0]])!r})", path)
     ids = ids.astype(str)
     if not allow_duplicate_ids:
         unique, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
-            raise EmbeddingFileError(f"duplicate id {unique[counts > 1][0]!r}", path)
+            raise EmbeddingFileError(f"duplicate id {str(unique[counts > 1][0])!r}", path)
     if speakers is not None:
         if speakers.shape != ids.shape or speakers.dtype.kind not in "US":
             raise EmbeddingFileError(f"'speakers' must be strings, one per id; got "

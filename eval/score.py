@@ -226,24 +226,29 @@ def _enroll(scoring_backend, enroll_set: EmbeddingSet, model_ids: list[str]):
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("trials", None, "Trial list, VoxCeleb (`1 a.wav b.wav`) or Kaldi "
-                    "(`a b target`) format.")
-flags.DEFINE_string("embeddings", None, "Test (and enrollment) embeddings .npz.")
-flags.DEFINE_string("enroll_embeddings", None, "Enrollment embeddings .npz; rows sharing "
-                    "an id are averaged into one model.")
-flags.DEFINE_enum("backend", "cosine", BACKENDS, "Scoring backend.")
-flags.DEFINE_string("backend_train", None, "Training embeddings .npz with speakers: fit "
-                    "the backend (PLDA: mean, LDA, length norm, PLDA; cosine: mean).")
-flags.DEFINE_string("backend_dir", None, "A saved backend folder (a run's `backend/`).")
-flags.DEFINE_integer("lda_dim", 200, "LDA output dimension for PLDA (0: no LDA); capped "
-                     "by #speakers-1 and the embedding dimension.")
-flags.DEFINE_integer("num_em_iters", 10, "PLDA EM iterations.")
-flags.DEFINE_enum("score_norm", "none", list(backends.SCORE_NORM_METHODS),
-                  "Score normalisation with --cohort.")
-flags.DEFINE_string("cohort", None, "Cohort (impostor) embeddings .npz for score norm.")
-flags.DEFINE_integer("cohort_top_n", 300, "AS-norm: cohort scores kept per side.")
-flags.DEFINE_string("output_dir", None, "Where scores.txt, trials.txt, metrics.json go.")
-flags.mark_flags_as_required(["trials", "embeddings", "output_dir"])
+
+
+def define_flags() -> None:
+    """Defines this CLI's flags; called only when run as a program, so importing
+    the library functions never collides with other CLIs' flags of the same name."""
+    flags.DEFINE_string("trials", None, "Trial list, VoxCeleb (`1 a.wav b.wav`) or Kaldi "
+                        "(`a b target`) format.")
+    flags.DEFINE_string("embeddings", None, "Test (and enrollment) embeddings .npz.")
+    flags.DEFINE_string("enroll_embeddings", None, "Enrollment embeddings .npz; rows sharing "
+                        "an id are averaged into one model.")
+    flags.DEFINE_enum("backend", "cosine", BACKENDS, "Scoring backend.")
+    flags.DEFINE_string("backend_train", None, "Training embeddings .npz with speakers: fit "
+                        "the backend (PLDA: mean, LDA, length norm, PLDA; cosine: mean).")
+    flags.DEFINE_string("backend_dir", None, "A saved backend folder (a run's `backend/`).")
+    flags.DEFINE_integer("lda_dim", 200, "LDA output dimension for PLDA (0: no LDA); capped "
+                         "by #speakers-1 and the embedding dimension.")
+    flags.DEFINE_integer("num_em_iters", 10, "PLDA EM iterations.")
+    flags.DEFINE_enum("score_norm", "none", list(backends.SCORE_NORM_METHODS),
+                      "Score normalisation with --cohort.")
+    flags.DEFINE_string("cohort", None, "Cohort (impostor) embeddings .npz for score norm.")
+    flags.DEFINE_integer("cohort_top_n", 300, "AS-norm: cohort scores kept per side.")
+    flags.DEFINE_string("output_dir", None, "Where scores.txt, trials.txt, metrics.json go.")
+    flags.mark_flags_as_required(["trials", "embeddings", "output_dir"])
 
 
 def main(argv):
@@ -267,4 +272,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

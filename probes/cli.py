@@ -5,15 +5,26 @@ import os
 
 from absl import app, flags
 
+# Imported first: tfspk.export defines --model_dir and --checkpoint at import time, and a
+# later import (FrameEmbedder.from_checkpoint) would clash with flags defined here.
+from tfspk import export  # noqa: F401
+
 from probes import data
 from probes.frames import FrameEmbedder
 
 FLAGS = flags.FLAGS
 
+
+def _define_string_once(name: str, help_text: str) -> None:
+    # Shared with tfspk.export, whose flags of these names mean the same.
+    if name not in FLAGS:
+        flags.DEFINE_string(name, None, help_text)
+
+
 flags.DEFINE_string("saved_model", None, "SavedModel exported by tfspk.export (a version dir).")
-flags.DEFINE_string("model_dir", None, "Training directory; used when --saved_model is absent "
+_define_string_once("model_dir", "Training directory; used when --saved_model is absent "
                     "(and by over_training).")
-flags.DEFINE_string("checkpoint", None, "With --model_dir: step number or prefix; default latest.")
+_define_string_once("checkpoint", "With --model_dir: step number or prefix; default latest.")
 flags.DEFINE_string("timit_dir", None, "TIMIT-layout corpus (TRAIN/ and TEST/).")
 flags.DEFINE_string("output_dir", None, "Where figures, tables and report.md go.")
 flags.DEFINE_list("layers", None, "Layers to probe; default: all the model has.")

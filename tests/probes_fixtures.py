@@ -129,6 +129,7 @@ def write_tiny_run(model_dir: str, steps=(0, 5, 10), seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     for step in steps:
         for variable in classifier.trainable_variables:
-            variable.assign(variable + 0.05 * rng.standard_normal(variable.shape))
+            variable.assign((np.asarray(variable) + 0.05 * rng.standard_normal(variable.shape))
+                            .astype(np.float32))
         manager.save(checkpoint_number=step)
     return model_dir

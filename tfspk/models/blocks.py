@@ -3,10 +3,10 @@
 Naming convention (read back by `frame_embedding_model`, `layer_frame_geometry`
 and `count_flops_per_frame`): a frame-level block `<name>` is a 'valid'
 `Conv1D` layer called `<name>` (with its activation), a `ConvOutputLengths`
-layer `<name>_lengths` and, with batch norm, a `BatchNormalization` layer
-`<name>_bn` (`LengthAwareBatchNormalization`) after the activation (Kaldi order). The pooling layer is called
-`pooling`; utterance-level blocks are `Dense` layers `fc1`, `fc2` (with their
-activation), optionally followed by `fc1_bn`, `fc2_bn`.
+layer `<name>_lengths` and, with batch norm, a `LengthAwareBatchNormalization`
+layer `<name>_bn` after the activation (Kaldi order). The pooling layer is
+called `pooling`; utterance-level blocks are `Dense` layers `fc1`, `fc2` (with
+their activation), optionally followed by `fc1_bn`, `fc2_bn`.
 """
 import keras
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import keras
 
-from tfspk.layers import AttentiveStatsPooling, ConvOutputLengths
+from tfspk.layers import AttentiveStatsPooling
 from tfspk.models.blocks import LENGTHS_SUFFIX
 
 
