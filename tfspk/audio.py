@@ -87,19 +87,18 @@ def load_audio(path: os.PathLike | str, sample_rate: Optional[int] = None, *,
 
     if os.path.splitext(path)[1].lower() in PYAV_EXTENSIONS:
         samples, file_rate = _decode_with_pyav(path)
+        _check_rate(path, file_rate, sample_rate, resample)
         native_span = None
     else:
         with _open_soundfile(path) as sound:
             file_rate = sound.samplerate
+            _check_rate(path, file_rate, sample_rate, resample)
             native_span = _native_span(start, end, file_rate, sample_rate, sound.frames)
             samples = _read_soundfile(path, sound, *native_span)
 
     samples = _to_mono(samples, path, downmix)
     rate = file_rate if sample_rate is None else sample_rate
     if rate != file_rate:
-        if not resample:
-            raise AudioError(f"sample rate is {file_rate} Hz, expected {rate} Hz",
-                             path, "sample_rate")
         samples = _resample(samples, file_rate, rate)
     offset = 0 if native_span is None else native_span[0] * rate // file_rate
     return _cut_span(samples, start - offset, None if end is None else end - offset,
@@ -188,6 +187,13 @@ def check_audio(samples: np.ndarray, rate: int, path: os.PathLike | str,
         if clipped > max_clipped_fraction:
             raise AudioError(f"clipped: {100 * clipped:.2f}% of samples at full scale "
                              f"(limit {100 * max_clipped_fraction:.2f}%)", path, "clipped")
+
+
+def _check_rate(path: str, file_rate: int, sample_rate: Optional[int],
+                allow_resampling: bool) -> None:
+    if sample_rate is not None and sample_rate != file_rate and not allow_resampling:
+        raise AudioError(f"sample rate is {file_rate} Hz, expected {sample_rate} Hz",
+                         path, "sample_rate")
 
 
 def _open_soundfile(path: str) -> soundfile.SoundFile:

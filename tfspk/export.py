@@ -209,22 +209,30 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
                  tf.TensorSpec([None], tf.int32, name="lengths")]
 
     def checked_features(waveform, lengths):
+        """Validated MFCCs, and the batch size the outputs must be cut back to.
+
+        TF's convolutions mishandle a batch of zero rows (wrong output depth), and
+        'valid' convolutions need at least `receptive` frames, so an empty batch runs
+        as one all-padding row of `receptive` frames whose outputs are then dropped.
+        A non-empty batch is never padded: every row passed the minimum length.
+        """
         waveform, lengths = _validated(waveform, lengths, window, minimum)
         features, frame_lengths = frontend(waveform, lengths)
-        # Only an empty batch can have fewer frames than the receptive field (every
-        # row passed the minimum); padding keeps its 'valid' convolutions non-negative.
-        short = tf.maximum(receptive - tf.shape(features)[1], 0)
-        features = tf.pad(features, [[0, 0], [0, short], [0, 0]])
-        return features, frame_lengths
+        batch = tf.shape(features)[0]
+        extra_rows = tf.cast(tf.equal(batch, 0), tf.int32)
+        extra_frames = tf.maximum(receptive - tf.shape(features)[1], 0)
+        features = tf.pad(features, [[0, extra_rows], [0, extra_frames], [0, 0]])
+        frame_lengths = tf.pad(frame_lengths, [[0, extra_rows]])
+        return features, frame_lengths, batch
 
     def serve(waveform, lengths):
-        features, frame_lengths = checked_features(waveform, lengths)
+        features, frame_lengths, batch = checked_features(waveform, lengths)
         outputs = embedding_model({"features": features, "lengths": frame_lengths},
                                   training=False)
-        return {"embedding": tf.cast(outputs[embedding_layer], tf.float32)}
+        return {"embedding": tf.cast(outputs[embedding_layer], tf.float32)[:batch]}
 
     def frames(waveform, lengths):
-        features, frame_lengths = checked_features(waveform, lengths)
+        features, frame_lengths, batch = checked_features(waveform, lengths)
         outputs = {"mfcc": _zero_past_lengths(features, frame_lengths),
                    "mfcc_lengths": frame_lengths}
         layer_outputs = frame_model({"features": features, "lengths": frame_lengths},
@@ -235,7 +243,7 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
             else:
                 outputs[name] = _zero_past_lengths(tf.cast(value, tf.float32),
                                                    layer_outputs[name + "_lengths"])
-        return outputs
+        return {name: value[:batch] for name, value in outputs.items()}
 
     archive = keras.export.ExportArchive()
     archive.track(embedding_model)

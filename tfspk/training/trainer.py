@@ -58,24 +58,24 @@ class TrainConfig:
 
 
 def read_speaker_count(speakers_tsv: str) -> int:
-    """Number of labels in a tfrecords_tools `speakers.tsv` (`label<TAB>speaker`)."""
-    if not os.path.exists(speakers_tsv):
-        raise FileNotFoundError(f"{speakers_tsv}: speaker map not found; pass --speakers_tsv "
-                                "or build the training shards with tfrecords_tools.build")
-    labels = set()
-    with open(speakers_tsv, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip() or line.startswith("label\t"):
-                continue
-            try:
-                labels.add(int(line.split("\t", 1)[0]))
-            except ValueError as error:
-                raise ValueError(f"{speakers_tsv}:{line_no}: bad label in {line!r}") from error
-    return max(labels) + 1 if labels else 0
+    """Number of labels in a tfrecords_tools speaker map (`label<TAB>speaker`)."""
+    from tfspk.shards import metadata
+
+    labels = metadata.read_speakers_tsv(speakers_tsv)
+    return max(labels.values()) + 1 if labels else 0
 
 
 def default_speakers_tsv(train_data: str) -> str:
-    return os.path.join(os.path.dirname(train_data), "speakers.tsv")
+    """`<dir>/<split>.speakers.tsv` for shards named `<dir>/<split>-NNNNN-of-NNNNN...`."""
+    directory, pattern = os.path.split(train_data)
+    split = pattern.split("-", 1)[0]
+    candidates = [os.path.join(directory, f"{split}.speakers.tsv"),
+                  os.path.join(directory, "speakers.tsv")]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            return candidate
+    raise FileNotFoundError(f"no speaker map for --train_data={train_data}: looked for "
+                            f"{' and '.join(candidates)}; pass --speakers_tsv")
 
 
 def versions() -> dict[str, str]:
