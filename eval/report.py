@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import pathlib
 from typing import NamedTuple, Sequence
 
@@ -29,8 +28,7 @@ from tfspk.trials import read_trials
 
 COLUMNS = ("System", "Backend", "EER (%)", "minDCF (p=0.01)", "minDCF (p=0.001)")
 # DET axis ticks, as rates.
-_DET_TICKS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4,
-              0.6, 0.8)
+_DET_TICKS = (0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
 
 
 class Run(NamedTuple):
@@ -177,28 +175,41 @@ def make_report(runs: Sequence[Run], output_dir) -> list[RunResult]:
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    """Defines this CLI's flags (only when run as a program: see eval.score)."""
-    flags.DEFINE_string("runs", None, "Comma-separated name=run_dir pairs (eval.score outputs).")
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines this CLI's flags; called only when run as a program (or on a
+    fresh `FlagValues` in tests), so importing the library never collides with
+    other CLIs' flags of the same name."""
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("runs", None, "Comma-separated name=run_dir pairs (eval.score "
+                        "outputs).", **define)
     flags.DEFINE_string("runs_json", None, "JSON file: {\"name\": \"run_dir\"} or "
-                        "[{\"system\": name, \"dir\": run_dir}].")
-    flags.DEFINE_string("output_dir", None, "Where table.md, table.csv and det.png go.")
-    flags.mark_flags_as_required(["output_dir"])
+                        "[{\"system\": name, \"dir\": run_dir}].", **define)
+    flags.DEFINE_string("output_dir", None, "Where table.md, table.csv and det.png go.",
+                        **define)
+    flags.mark_flags_as_required(["output_dir"], **define)
     flags.register_multi_flags_validator(
         ["runs", "runs_json"], lambda values: bool(values["runs"]) != bool(values["runs_json"]),
-        message="give exactly one of --runs and --runs_json")
+        message="give exactly one of --runs and --runs_json", **define)
+
+
+def run(flag_values: flags.FlagValues = FLAGS) -> list[RunResult]:
+    """The CLI's work on parsed flags: writes the report and prints the table."""
+    try:
+        runs = (parse_runs(flag_values.runs) if flag_values.runs
+                else read_runs_json(flag_values.runs_json))
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    results = make_report(runs, flag_values.output_dir)
+    output_dir = pathlib.Path(flag_values.output_dir)
+    print((output_dir / "table.md").read_text(encoding="utf-8"), end="")
+    print(f"DET curves: {output_dir / 'det.png'}")
+    return results
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        runs = parse_runs(FLAGS.runs) if FLAGS.runs else read_runs_json(FLAGS.runs_json)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    make_report(runs, FLAGS.output_dir)
-    print((pathlib.Path(FLAGS.output_dir) / "table.md").read_text(encoding="utf-8"), end="")
-    print(f"DET curves: {os.path.join(FLAGS.output_dir, 'det.png')}")
+    run(FLAGS)
 
 
 if __name__ == "__main__":

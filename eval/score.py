@@ -228,47 +228,58 @@ def _enroll(scoring_backend, enroll_set: EmbeddingSet, model_ids: list[str]):
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    """Defines this CLI's flags; called only when run as a program, so importing
-    the library functions never collides with other CLIs' flags of the same name."""
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines this CLI's flags; called only when run as a program (or on a
+    fresh `FlagValues` in tests), so importing the library never collides with
+    other CLIs' flags of the same name."""
+    define = dict(flag_values=flag_values)
     flags.DEFINE_string("trials", None, "Trial list, VoxCeleb (`1 a.wav b.wav`) or Kaldi "
-                        "(`a b target`) format.")
-    flags.DEFINE_string("embeddings", None, "Test (and enrollment) embeddings .npz.")
+                        "(`a b target`) format.", **define)
+    flags.DEFINE_string("embeddings", None, "Test (and enrollment) embeddings .npz.", **define)
     flags.DEFINE_string("enroll_embeddings", None, "Enrollment embeddings .npz; rows sharing "
-                        "an id are averaged into one model.")
-    flags.DEFINE_enum("backend", "cosine", BACKENDS, "Scoring backend.")
+                        "an id are averaged into one model.", **define)
+    flags.DEFINE_enum("backend", "cosine", BACKENDS, "Scoring backend.", **define)
     flags.DEFINE_string("backend_train", None, "Training embeddings .npz with speakers: fit "
-                        "the backend (PLDA: mean, LDA, length norm, PLDA; cosine: mean).")
-    flags.DEFINE_string("backend_dir", None, "A saved backend folder (a run's `backend/`).")
+                        "the backend (PLDA: mean, LDA, length norm, PLDA; cosine: mean).",
+                        **define)
+    flags.DEFINE_string("backend_dir", None, "A saved backend folder (a run's `backend/`).",
+                        **define)
     flags.DEFINE_integer("lda_dim", 200, "LDA output dimension for PLDA (0: no LDA); capped "
-                         "by #speakers-1 and the embedding dimension.")
-    flags.DEFINE_integer("num_em_iters", 10, "PLDA EM iterations.")
+                         "by #speakers-1 and the embedding dimension.", **define)
+    flags.DEFINE_integer("num_em_iters", 10, "PLDA EM iterations.", **define)
     flags.DEFINE_enum("score_norm", "none", list(backends.SCORE_NORM_METHODS),
-                      "Score normalisation with --cohort.")
-    flags.DEFINE_string("cohort", None, "Cohort (impostor) embeddings .npz for score norm.")
-    flags.DEFINE_integer("cohort_top_n", 300, "AS-norm: cohort scores kept per side.")
-    flags.DEFINE_string("output_dir", None, "Where scores.txt, trials.txt, metrics.json go.")
-    flags.mark_flags_as_required(["trials", "embeddings", "output_dir"])
+                      "Score normalisation with --cohort.", **define)
+    flags.DEFINE_string("cohort", None, "Cohort (impostor) embeddings .npz for score norm.",
+                        **define)
+    flags.DEFINE_integer("cohort_top_n", 300, "AS-norm: cohort scores kept per side.", **define)
+    flags.DEFINE_string("output_dir", None, "Where scores.txt, trials.txt, metrics.json go.",
+                        **define)
+    flags.mark_flags_as_required(["trials", "embeddings", "output_dir"], **define)
+
+
+def run(flag_values: flags.FlagValues = FLAGS) -> dict:
+    """The CLI's work on parsed flags: scores, prints a summary, returns the metrics."""
+    options = {name: flag_values[name].value for name in (
+        "backend", "enroll_embeddings", "backend_train", "backend_dir", "lda_dim",
+        "num_em_iters", "score_norm", "cohort", "cohort_top_n")}
+    try:
+        _check_arguments(options["backend"], options["backend_train"], options["backend_dir"],
+                         options["score_norm"], options["cohort"], options["cohort_top_n"])
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    result = score_trials(flag_values.trials, flag_values.embeddings, flag_values.output_dir,
+                          **options)
+    print(f"EER {100 * result['eer']:.2f}%  minDCF(0.01) {result['min_dcf_p0.01']:.4f}  "
+          f"minDCF(0.001) {result['min_dcf_p0.001']:.4f}  "
+          f"({result['num_target']} target, {result['num_nontarget']} non-target trials) "
+          f"-> {flag_values.output_dir}")
+    return result
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        _check_arguments(FLAGS.backend, FLAGS.backend_train, FLAGS.backend_dir,
-                         FLAGS.score_norm, FLAGS.cohort, FLAGS.cohort_top_n)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    result = score_trials(FLAGS.trials, FLAGS.embeddings, FLAGS.output_dir,
-                          backend=FLAGS.backend, enroll_embeddings=FLAGS.enroll_embeddings,
-                          backend_train=FLAGS.backend_train, backend_dir=FLAGS.backend_dir,
-                          lda_dim=FLAGS.lda_dim, num_em_iters=FLAGS.num_em_iters,
-                          score_norm=FLAGS.score_norm, cohort=FLAGS.cohort,
-                          cohort_top_n=FLAGS.cohort_top_n)
-    print(f"EER {100 * result['eer']:.2f}%  minDCF(0.01) {result['min_dcf_p0.01']:.4f}  "
-          f"minDCF(0.001) {result['min_dcf_p0.001']:.4f}  "
-          f"({result['num_target']} target, {result['num_nontarget']} non-target trials) "
-          f"-> {FLAGS.output_dir}")
+    run(FLAGS)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,18 @@ def edit_distance(reference: Sequence, hypothesis: Sequence) -> EditCounts:
     return EditCounts(substitutions, deletions, insertions, rows)
 
 
+def fold_label(label: str):
+    """A TIMIT-61 label folded to the 39-phone set (None for q); a label already in the
+    39-phone set (such as a recognizer's `sil`) is kept."""
+    normalized = label.strip().lower()
+    if normalized not in phones.FOLD_61_TO_39 and normalized in phones.TIMIT39:
+        return normalized
+    return phones.fold_to_39(normalized)
+
+
 def fold_phones(labels: Iterable[str]) -> list[str]:
-    """TIMIT-61 labels folded to the 39-phone set, with deleted phones (q) removed."""
-    folded = (phones.fold_to_39(label) for label in labels)
+    """Labels folded to the 39-phone set, with deleted phones (q) removed."""
+    folded = (fold_label(label) for label in labels)
     return [label for label in folded if label is not None]
 
 

@@ -296,8 +296,8 @@ def test_sources_from_musan_and_rirs_trees_read_audio_files(tmp_path):
     rir = np.zeros(400)
     rir[10] = 0.5
     soundfile.write(room / "Room001-00001.wav", rir, 8000)  # resampled to 16 kHz
-    sources = augment.AugmentationSources.from_corpora(
-        tmp_path / "musan", tmp_path / "RIRS_NOISES", crops_per_recording=1)
+    sources = augment.AugmentationSources.from_path(str(tmp_path), crops_per_recording=1)
+    assert isinstance(sources.rir, augment.AudioFileSet)
     config = augment.AugmentationConfig.uniform(1.0, babble_speakers=(2, 2))
     streams = sources.crop_datasets(config, crop_samples=2000, seed=1)
     assert next(iter(streams["music"])).shape == (2000,)

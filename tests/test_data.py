@@ -99,58 +99,48 @@ def test_crops_of_long_utterances_are_contiguous_slices(shards):
     long_ones = [w for w in waveforms.values() if w.size > CROP]
     inputs, _ = _take(dataset, 1)[0]
     for row in inputs["waveform"]:
-        found = any(
-            np.any([np.array_equal(row, w[o:o + CROP]) for o in range(w.size - CROP + 1)])
-            for w in long_ones)
-        tiled = any(np.array_equal(row[:-1000], row[1000:]) for _ in [0])
-        assert found or tiled
+        is_slice = any(np.array_equal(row, w[o:o + CROP])
+                       for w in long_ones for o in range(w.size - CROP + 1))
+        is_tiled_short = np.array_equal(row[:-1000], row[1000:])  # the 1000-sample ones
+        assert is_slice or is_tiled_short
 
 
-def test_device_path_equals_features_computed_in_tf_data(shards):
+def test_augmented_batches_are_reproducible_and_equal_on_host_and_device(shards):
+    """One seed: the same batches twice on the host; the device path (waveforms, plans and
+    sources from tf.data, `device_augment_and_features` afterwards) gives the same
+    features; another seed gives other batches."""
     sources = augment.AugmentationSources.from_tfrecords(shards["augmentation"])
     kwargs = dict(batch_size=4, num_frames=NUM_FRAMES, augmentation=FULL,
-                  augmentation_sources=sources, seed=4)
-    on_host = _take(data.train_dataset(shards["pattern"], **kwargs), 2)
-    raw = data.train_dataset(shards["pattern"], features_on_device=True, **kwargs)
+                  augmentation_sources=sources)
+    on_host = _take(data.train_dataset(shards["pattern"], seed=4, **kwargs), 2)
+    again = _take(data.train_dataset(shards["pattern"], seed=4, **kwargs), 2)
+    for (x, y), (x2, y2) in zip(on_host, again):
+        np.testing.assert_array_equal(x["features"], x2["features"])
+        np.testing.assert_array_equal(y, y2)
+
     frontend = data.make_frontend()
+    raw = data.train_dataset(shards["pattern"], seed=4, features_on_device=True, **kwargs)
     for (inputs, labels), (expected, expected_labels) in zip(raw.take(2), on_host):
         assert set(inputs["sources"]) == {"rir", "noise", "music", "babble"}
         assert inputs["sources"]["babble"].shape == (4, 7, CROP)
+        assert inputs["sources"]["rir"].shape == (4, 16000)
+        # Probability 1: every example is changed by exactly its planned kind.
+        augmented = augment.augment_waveforms(inputs["waveform"], inputs["plan"],
+                                              inputs["sources"]).numpy()
+        changed = np.any(np.abs(augmented - inputs["waveform"].numpy()) > 1e-4, axis=1)
+        assert changed.all()
+        assert np.all(inputs["plan"]["reverb"].numpy() != (inputs["plan"]["additive"].numpy() > 0))
         features = data.device_augment_and_features(inputs, frontend)
         np.testing.assert_array_equal(labels.numpy(), expected_labels)
         np.testing.assert_allclose(features["features"].numpy(), expected["features"],
                                    atol=2e-3)
         np.testing.assert_array_equal(features["lengths"].numpy(), expected["lengths"])
 
-
-def test_augmentation_changes_the_waveforms_it_is_planned_for(shards):
-    sources = augment.AugmentationSources.from_tfrecords(shards["augmentation"])
-    raw = data.train_dataset(shards["pattern"], batch_size=8, num_frames=NUM_FRAMES,
-                             augmentation=FULL, augmentation_sources=sources, seed=5,
-                             features_on_device=True)
-    inputs, _ = next(iter(raw))
-    augmented = augment.augment_waveforms(inputs["waveform"], inputs["plan"],
-                                          inputs["sources"]).numpy()
-    changed = np.any(np.abs(augmented - inputs["waveform"].numpy()) > 1e-4, axis=1)
-    planned = inputs["plan"]["reverb"].numpy() | (inputs["plan"]["additive"].numpy() > 0)
-    np.testing.assert_array_equal(changed, planned)
-    assert planned.all()  # probability 1
-
-
-def test_same_seed_same_batches_and_different_seed_different(shards):
-    sources = augment.AugmentationSources.from_tfrecords(shards["augmentation"])
-
-    def batches(seed):
-        return _take(data.train_dataset(shards["pattern"], batch_size=4,
-                                        num_frames=NUM_FRAMES, augmentation=FULL,
-                                        augmentation_sources=sources, seed=seed), 3)
-
-    first, again, other = batches(7), batches(7), batches(8)
-    for (x, y), (x2, y2) in zip(first, again):
-        np.testing.assert_array_equal(x["features"], x2["features"])
-        np.testing.assert_array_equal(y, y2)
-    assert not all(np.array_equal(x["features"], x2["features"])
-                   for (x, _), (x2, _) in zip(first, other))
+    other = _take(data.train_dataset(shards["pattern"], seed=8, features_on_device=True,
+                                     **kwargs), 2)
+    first = _take(raw, 2)
+    assert not all(np.array_equal(a[0]["waveform"], b[0]["waveform"])
+                   for a, b in zip(first, other))
 
 
 def test_speaker_balanced_batches_hold_n_speakers_by_m_utterances(shards):
@@ -196,7 +186,7 @@ def test_mirrored_strategy_with_two_logical_cpus(shards, tmp_path):
         from tfspk import augment, data
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         sources = augment.AugmentationSources.from_tfrecords({shards["augmentation"]!r})
-        config = augment.AugmentationConfig.uniform(1.0)
+        config = augment.AugmentationConfig(reverb=0.5, noise=0.5)
         result = {{"replicas": strategy.num_replicas_in_sync}}
         for on_device in (False, True):
             def dataset_fn(context):
@@ -226,7 +216,8 @@ def test_mirrored_strategy_with_two_logical_cpus(shards, tmp_path):
     for mode in ("False", "True"):
         assert result[mode]["features"] == [[4, NUM_FRAMES, 40]] * 2
         assert result[mode]["labels"] == [[4], [4]]
-    print(result)
+    # Each replica's batch from the distributed dataset sits on its own device.
+    assert [device[-5:] for device in result["False"]["devices"]] == ["CPU:0", "CPU:1"]
 
 
 def test_eval_dataset_yields_whole_padded_utterances_in_order(shards):

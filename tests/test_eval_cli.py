@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from absl import app, flags
 
 from eval import embeddings as embeddings_io
 from eval import report, score
@@ -230,30 +231,41 @@ def test_report_table_and_mismatch_error(data, tmp_path):
         report.parse_runs("a=b,c")
 
 
-def _run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+def _parse(module, *argv):
+    """The module's flags parsed on a fresh FlagValues, as app.run would."""
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values([module.__name__, *argv])
+    return flag_values
 
 
 def test_command_line_end_to_end(data, tmp_path):
+    """`python -m eval.score` in a subprocess; `eval.report`'s flags in process."""
     root = data["root"]
-    done = _run_cli("eval.score", f"--trials={root / 'trials.txt'}",
-                    f"--embeddings={root / 'test.npz'}", "--backend=plda",
-                    f"--backend_train={root / 'train.npz'}", "--lda_dim=12",
-                    "--score_norm=asnorm", f"--cohort={root / 'cohort.npz'}",
-                    "--cohort_top_n=25", f"--output_dir={tmp_path / 'run'}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.score", f"--trials={root / 'trials.txt'}",
+         f"--embeddings={root / 'test.npz'}", "--backend=plda",
+         f"--backend_train={root / 'train.npz'}", "--lda_dim=12", "--score_norm=asnorm",
+         f"--cohort={root / 'cohort.npz'}", "--cohort_top_n=25",
+         f"--output_dir={tmp_path / 'run'}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "EER" in done.stdout
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["backend_label"] == "LDA12+PLDA+AS-norm(25)"
+    assert (tmp_path / "run" / "backend" / "backend.json").is_file()
+
     (tmp_path / "runs.json").write_text(json.dumps({"toy": "run"}))
-    done = _run_cli("eval.report", f"--runs_json={tmp_path / 'runs.json'}",
-                    f"--output_dir={tmp_path / 'rep'}")
-    assert done.returncode == 0, done.stderr
-    assert f"| toy | LDA12+PLDA+AS-norm(25) | {100 * result['eer']:.2f} |" in done.stdout
-    done = _run_cli("eval.score", f"--trials={root / 'trials.txt'}",
-                    f"--embeddings={root / 'test.npz'}", "--backend=plda",
-                    f"--output_dir={tmp_path / 'bad'}")
-    assert done.returncode != 0
-    assert "--backend=plda needs --backend_train or --backend_dir" in done.stderr
+    report.run(_parse(report, f"--runs_json={tmp_path / 'runs.json'}",
+                      f"--output_dir={tmp_path / 'rep'}"))
+    assert (f"| toy | LDA12+PLDA+AS-norm(25) | {100 * result['eer']:.2f} |"
+            in (tmp_path / "rep" / "table.md").read_text())
+    with pytest.raises(flags.IllegalFlagValueError, match="exactly one of --runs"):
+        _parse(report, f"--output_dir={tmp_path / 'rep'}")
+    with pytest.raises(app.UsageError, match="plda needs --backend_train or --backend_dir"):
+        score.run(_parse(score, f"--trials={root / 'trials.txt'}",
+                         f"--embeddings={root / 'test.npz'}", "--backend=plda",
+                         f"--output_dir={tmp_path / 'bad'}"))
+    with pytest.raises(flags.IllegalFlagValueError, match="score_norm"):
+        _parse(score, "--trials=t", "--embeddings=e", "--output_dir=o", "--score_norm=bogus")

@@ -29,7 +29,7 @@ def test_killed_build_resumes_without_rewriting_finished_shards(tmp_path):
     files = meta.SplitFiles(out, "train", 4)
     plan = meta.load_plan(files.plan_path)
     done = [s for s in range(4) if meta.finished_sidecar(files, s, plan.shard_digest(s))]
-    assert done == [0, 1] or len(done) == 2
+    assert done == [0, 1]  # one worker writes shards in order
     assert not os.path.exists(files.metadata_path)
     missing = sorted(set(range(4)) - set(done))
     assert not any(os.path.exists(files.shard_path(s)) for s in missing)

@@ -29,7 +29,7 @@ def main(argv):
     pipeline_args = [f"--runner={FLAGS.runner}"] + list(argv[1:])
     if FLAGS["num_workers"].present:
         pipeline_args.append(f"--num_workers={FLAGS.num_workers}")
-    config = cli.config_from_flags(extra_flags=("runner",))
+    config = cli.config_from_flags("tfrecords_tools.beam_build", extra_flags=("runner",))
     utterances = read_corpus(FLAGS.input_format, FLAGS.input, config.encode.sample_rate)
     result = build_split_beam(utterances, config, pipeline_args)
     cli.report_and_exit_status(result)

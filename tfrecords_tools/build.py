@@ -21,7 +21,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = cli.config_from_flags()
+    config = cli.config_from_flags("tfrecords_tools.build")
     result = build_from_corpus(FLAGS.input_format, FLAGS.input, config)
     cli.report_and_exit_status(result)
 

@@ -72,7 +72,7 @@ def samples_for_frames(num_frames: int, feature_options: Mapping[str, Any] | Non
 def make_frontend(feature_options: Mapping[str, Any] | None = None, cmn: bool | str = True,
                   sample_rate: int = 16000) -> features_lib.MfccFeatures:
     """The MFCC layer (paper defaults when `feature_options` is None) with CMN."""
-    mode = CMN_MODES.get(cmn, cmn) if isinstance(cmn, bool) else cmn
+    mode = CMN_MODES[cmn] if isinstance(cmn, bool) else cmn
     return features_lib.MfccFeatures(sample_rate=sample_rate, cmn=mode,
                                      **dict(feature_options or {}))
 
@@ -127,8 +127,7 @@ def _records_with_filenames(files: list[str], *, cycle_length: int, seed: int | 
         return tf.data.TFRecordDataset(path).map(lambda record: (record, path))
 
     return names.interleave(read, cycle_length=max(1, min(cycle_length, len(files))),
-                            block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True)
+                            block_length=1, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
@@ -158,26 +157,25 @@ def _crop_example(index, example, *, base_seed: int, crop_samples: int,
     seed = tf.stack([tf.constant(base_seed, tf.int64), index])
     crop_seed, plan_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     label = tf.cast(example["label"], tf.int32)
-    plan = {}
     if augmentation is None:
         waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+        return {"waveform": tf.ensure_shape(waveform, [crop_samples]), "label": label,
+                "plan": {}}
+    plan = draw_plan(augmentation, plan_seed, num_frames=num_frames, num_features=num_features)
+    if augmentation.speed > 0:
+        # Cut factor x the crop and play it factor times faster: exactly crop_samples.
+        source_samples = perturbed_length(crop_samples, 1.0 / plan["speed_factor"])
+        waveform = random_crop(example["waveform"], source_samples, crop_seed)
+        waveform = tf.cond(plan["speed_index"] > 0,
+                           lambda: resample_to_length(waveform, crop_samples),
+                           lambda: waveform)
+        label = speed_label(label, plan["speed_index"], augmentation.speed_label_offset)
     else:
-        plan = draw_plan(augmentation, plan_seed, num_frames=num_frames,
-                         num_features=num_features)
-        if augmentation.speed > 0:
-            source_samples = perturbed_length(crop_samples, 1.0 / plan["speed_factor"])
-            waveform = random_crop(example["waveform"], source_samples, crop_seed)
-            waveform = tf.cond(plan["speed_index"] > 0,
-                               lambda: resample_to_length(waveform, crop_samples),
-                               lambda: waveform)
-            label = speed_label(label, plan["speed_index"], augmentation.speed_label_offset)
-        else:
-            waveform = random_crop(example["waveform"], crop_samples, crop_seed)
-        wanted = (_SOURCE_PLAN_KEYS if augmentation.source_kinds else ()) + (
-            _MASK_PLAN_KEYS if augmentation.specaugment > 0 else ())
-        plan = {key: plan[key] for key in wanted}
+        waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+    wanted = (_SOURCE_PLAN_KEYS if augmentation.source_kinds else ()) + (
+        _MASK_PLAN_KEYS if augmentation.specaugment > 0 else ())
     return {"waveform": tf.ensure_shape(waveform, [crop_samples]), "label": label,
-            "plan": plan}
+            "plan": {key: plan[key] for key in wanted}}
 
 
 def _balanced(dataset: tf.data.Dataset, speakers: int, per_speaker: int,
@@ -253,13 +251,13 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
         records = records.shard(input_context.num_input_pipelines, pipeline_id)
     records = records.shuffle(shuffle_buffer, seed=base_seed + 1, reshuffle_each_iteration=True)
     examples = records.map(lambda record, path: _parse_checked(record, path, sample_rate, True),
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                           num_parallel_calls=tf.data.AUTOTUNE)
     examples = examples.enumerate().map(
         lambda index, example: _crop_example(
             index, example, base_seed=base_seed, crop_samples=crop_samples,
             augmentation=augmentation, num_frames=num_frames,
             num_features=frontend.feature_dim),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        num_parallel_calls=tf.data.AUTOTUNE)
     if speaker_balanced is not None:
         examples = _balanced(examples, *speaker_balanced, batch_size)
 
@@ -277,7 +275,7 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
     if not features_on_device:
         batches = batches.map(
             lambda inputs, labels: (device_augment_and_features(inputs, frontend), labels),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -31,7 +31,7 @@ returns to the client: HTTP 400 with the message, or gRPC status INVALID_ARGUMEN
 | a negative length | InvalidArgument `lengths must be >= 0`, naming the rows |
 | a length longer than the row | InvalidArgument `lengths exceed the waveform width`, naming the rows |
 | a row shorter than one analysis window (25 ms) | InvalidArgument `utterance shorter than one analysis window`, naming the rows |
-| a row shorter than the network's receptive field (`min_samples`) | InvalidArgument `utterance shorter than the model's minimum`, naming the rows |
+| a row shorter than the network's receptive field (`min_samples`) | InvalidArgument `utterance shorter than the model minimum`, naming the rows |
 | NaN or Inf in the valid part of a row | InvalidArgument `waveform contains NaN or Inf`, naming the rows (NaN/Inf in the padding is ignored) |
 | wrong rank or dtype | InvalidArgument from the signature itself (TF Serving checks it) |
 
@@ -144,7 +144,7 @@ def _require(row_ok, message: str, lengths):
         [message + "; rows:", bad, "lengths:", tf.gather(lengths, bad)], summarize=20)
 
 
-def _validated(waveform, lengths, window: int, minimum: int):
+def _validated(waveform, lengths, window: int, minimum: int, receptive: int):
     """Checks a client's batch; returns (waveform with zeroed padding, lengths).
 
     Raises InvalidArgument (which TF Serving returns to the client as is). The checks
@@ -166,8 +166,8 @@ def _validated(waveform, lengths, window: int, minimum: int):
             f"utterance shorter than one analysis window ({window} samples)", lengths),
         lambda: _require(
             lengths >= minimum,
-            f"utterance shorter than the model's minimum of {minimum} samples "
-            "(the network's receptive field)", lengths),
+            f"utterance shorter than the model minimum of {minimum} samples "
+            f"(receptive field of {receptive} MFCC frames)", lengths),
         lambda: _require(
             tf.reduce_all(tf.math.is_finite(waveform)
                           | ~tf.sequence_mask(lengths, width), axis=1),
@@ -216,7 +216,7 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
         as one all-padding row of `receptive` frames whose outputs are then dropped.
         A non-empty batch is never padded: every row passed the minimum length.
         """
-        waveform, lengths = _validated(waveform, lengths, window, minimum)
+        waveform, lengths = _validated(waveform, lengths, window, minimum, receptive)
         features, frame_lengths = frontend(waveform, lengths)
         batch = tf.shape(features)[0]
         extra_rows = tf.cast(tf.equal(batch, 0), tf.int32)

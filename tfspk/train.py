@@ -11,7 +11,7 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 
 from tfspk import model_spec as spec_lib
 from tfspk.training import optim, strategies, trainer
@@ -124,6 +124,8 @@ def write_flagfile(path: str) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
     config = config_from_flags()
     if not tf.io.gfile.glob(config.train_data):
         raise app.UsageError(f"--train_data={config.train_data}: no files match")

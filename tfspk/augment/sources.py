@@ -75,9 +75,9 @@ class TFRecordSet(RecordingSet):
         files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         records = files.repeat().interleave(
             tf.data.TFRecordDataset, cycle_length=min(self.cycle_length, len(self.files)),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return records.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE,
-                           deterministic=True)
+            num_parallel_calls=tf.data.AUTOTUNE)
+        return records.map(self._decode,
+                           num_parallel_calls=tf.data.AUTOTUNE)
 
     def _decode(self, serialized):
         example = schema.parse_example(serialized)
@@ -144,8 +144,7 @@ class AudioFileSet(RecordingSet):
             samples = tf.numpy_function(self._load, [path, start, end, channel], tf.float32)
             return tf.ensure_shape(samples, [None])
 
-        return spans.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE,
-                                  deterministic=True)
+        return spans.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +188,20 @@ class AugmentationSources:
         sets = {kind: None if pattern is None else TFRecordSet.from_pattern(pattern, sample_rate)
                 for kind, pattern in patterns.items()}
         return cls(**sets, sample_rate=sample_rate, **options)
+
+    @classmethod
+    def from_path(cls, path: str, *, sample_rate: int = 16000,
+                  **options) -> "AugmentationSources":
+        """From a folder that holds either per-kind shard sub-directories (see
+        `from_tfrecords`) or `musan/` and/or `RIRS_NOISES/` trees (see `from_corpora`;
+        `tfrecords_tools/synth.py` writes the latter)."""
+        path = os.fspath(path)
+        musan, rirs = os.path.join(path, "musan"), os.path.join(path, "RIRS_NOISES")
+        has_musan, has_rirs = tf.io.gfile.isdir(musan), tf.io.gfile.isdir(rirs)
+        if has_musan or has_rirs:
+            return cls.from_corpora(musan if has_musan else None, rirs if has_rirs else None,
+                                    sample_rate=sample_rate, **options)
+        return cls.from_tfrecords(path, sample_rate=sample_rate, **options)
 
     @classmethod
     def from_corpora(cls, musan_root: str | None = None, rirs_root: str | None = None, *,
@@ -239,7 +252,7 @@ class AugmentationSources:
                                                         % (2**31 - 1))
             if kind == "rir":
                 crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
-                                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                                       num_parallel_calls=tf.data.AUTOTUNE)
             else:
                 crops = self._random_crops(recordings, crop_samples, kind_seed)
             crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
@@ -258,4 +271,4 @@ class AugmentationSources:
                                    [count, crop_samples])
 
         return recordings.enumerate().map(
-            crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+            crop, num_parallel_calls=tf.data.AUTOTUNE).unbatch()

@@ -29,9 +29,10 @@ def _keyed_by_shard(utt: EncodedUtterance) -> tuple[int, EncodedUtterance]:
     return utt.shard, utt
 
 
-def _write_shard_group(shard: int, encoded: Iterable[EncodedUtterance],
+def _write_shard_group(group: tuple[int, Iterable[EncodedUtterance]],
                        files: meta.SplitFiles, digests: Mapping[int, str],
                        sample_rate: int) -> dict:
+    shard, encoded = group
     # GroupByKey gives no order; the plan order makes shard bytes runner-independent.
     ordered = sorted(encoded, key=lambda utt: utt.position)
     return write_encoded_shard(files, shard, digests[shard], ordered, sample_rate)
@@ -61,8 +62,8 @@ def build_split_beam(utterances: Sequence[Any], config: BuildConfig,
                  | "Encode" >> beam.Map(encode_utterance, config.encode)
                  | "KeyByShard" >> beam.Map(_keyed_by_shard)
                  | "GroupByShard" >> beam.GroupByKey()
-                 | "WriteShard" >> beam.MapTuple(_write_shard_group, files, digests,
-                                                 config.encode.sample_rate))
+                 | "WriteShard" >> beam.Map(_write_shard_group, files, digests,
+                                             config.encode.sample_rate))
     still_pending, sidecars = pending_shards(plan, files)
     for shard in still_pending:
         if plan.shard_items(shard):

@@ -47,8 +47,9 @@ def define_build_flags() -> None:
         flags.mark_flag_as_required(name)
 
 
-def config_from_flags(extra_flags: tuple[str, ...] = ()) -> BuildConfig:
-    """The BuildConfig the flags describe; records argv and the flag values."""
+def config_from_flags(module: str, extra_flags: tuple[str, ...] = ()) -> BuildConfig:
+    """The BuildConfig the flags describe; records the command line (as
+    `python -m <module> ...`) and the value of every build flag."""
     values = flags.FLAGS
     recorded = {name: values[name].value for name in BUILD_FLAG_NAMES + tuple(extra_flags)}
     return BuildConfig(
@@ -59,7 +60,7 @@ def config_from_flags(extra_flags: tuple[str, ...] = ()) -> BuildConfig:
                              min_seconds=values.min_duration),
         max_reject_fraction=values.max_reject_fraction, speakers_tsv=values.speakers_tsv,
         unseen_speakers=values.unseen_speakers, overwrite=values.overwrite,
-        command=list(sys.argv), flags=recorded)
+        command=["python", "-m", module] + sys.argv[1:], flags=recorded)
 
 
 def report_and_exit_status(result: BuildResult) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 
 import tensorflow as tf
@@ -38,10 +37,10 @@ class StopRequest:
 
 
 def checkpoint_directory(model_dir: str, chief: bool, worker_index: int) -> str:
-    """Non-chief workers must also save (the save is collective) but to scratch."""
+    """Non-chief workers must also save (the save is collective), each to its own place."""
     if chief:
         return os.path.join(model_dir, "checkpoints")
-    return os.path.join(tempfile.gettempdir(), f"tfspk_worker{worker_index}_ckpt")
+    return os.path.join(model_dir, "workers", f"worker{worker_index}")
 
 
 def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int):

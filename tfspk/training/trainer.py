@@ -85,6 +85,16 @@ def versions() -> dict[str, str]:
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
+def weights_digest(model) -> str:
+    """sha256 over every weight's bytes: equal digests mean bit-identical models."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()
+
+
 def _resolve_spec(config: TrainConfig) -> spec_lib.ModelSpec:
     spec = config.spec
     if spec.num_speakers <= 0:
@@ -130,6 +140,8 @@ def train(config: TrainConfig) -> dict:
         raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
     if config.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.mixed_precision)
+    # Same seed -> same initial weights on every worker and under every strategy.
+    keras.utils.set_random_seed(config.seed)
     strategy = strategies.create_strategy(config.strategy, config.tpu_address)
     chief = strategies.is_chief(strategy)
     spec = _resolve_spec(config)
@@ -161,7 +173,7 @@ def train(config: TrainConfig) -> dict:
     latest = tf.train.latest_checkpoint(chief_manager_dir)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
-        logger.info("resumed from %s", latest)
+        print(f"resumed from {latest} at step {int(optimizer.iterations.numpy())}", flush=True)
     start_step = int(optimizer.iterations.numpy())
 
     # A fresh shuffle after a resume: seeding with the step keeps runs reproducible
@@ -260,10 +272,14 @@ def train(config: TrainConfig) -> dict:
     writer.flush()
     last["step"] = step
     last["stopped_by_signal"] = stop.signal_name
+    last["weights_sha256"] = weights_digest(classifier)
     if chief:
         with open(os.path.join(config.model_dir, "last_metrics.json"), "w") as f:
             json.dump(last, f, indent=2)
     return last
+
+
+_VALIDATION_WRITERS: dict = {}
 
 
 def _run_validation(config, spec, frontend, classifier, step) -> dict:
@@ -275,7 +291,8 @@ def _run_validation(config, spec, frontend, classifier, step) -> dict:
     result = validation.validate(frontend, classifier.embedding_model, dataset,
                                  config.validation_trials, spec.embedding_layer)
     log_dir = os.path.join(config.model_dir, "validation")
-    writer = tf.summary.create_file_writer(log_dir)
+    # One writer per process: a new writer per call would start a new event file each time.
+    writer = _VALIDATION_WRITERS.setdefault(log_dir, tf.summary.create_file_writer(log_dir))
     with writer.as_default(step=step):
         tf.summary.scalar("eer", result.eer)
         tf.summary.scalar("min_dcf_p0.01", result.min_dcf_p01)

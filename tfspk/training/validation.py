@@ -51,10 +51,9 @@ def validate(frontend, embedding_model, dataset, trials_path, embedding_layer="f
                                               embedding_layer)
     trial_list = trials_lib.read_trials(trials_path, known_ids=set(ids))
     scores, labels = cosine_trial_scores(ids, embeddings, trial_list)
-    eer = metrics.eer(scores, labels)
-    eer_value = float(eer[0] if isinstance(eer, tuple) else eer)
+    eer, _ = metrics.eer(scores, labels)
     return ValidationResult(
-        eer=eer_value,
-        min_dcf_p01=float(metrics.min_dcf(scores, labels, p_target=0.01)),
-        min_dcf_p001=float(metrics.min_dcf(scores, labels, p_target=0.001)),
+        eer=eer,
+        min_dcf_p01=metrics.min_dcf(scores, labels, p_target=0.01)[0],
+        min_dcf_p001=metrics.min_dcf(scores, labels, p_target=0.001)[0],
         ids=ids, speakers=speakers, embeddings=embeddings)

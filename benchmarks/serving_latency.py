@@ -1,0 +1,139 @@
+"""Latency and throughput of the exported waveform-to-embedding SavedModel.
+
+Exports the full-size paper CNN (random weights: timing does not depend on them)
+with `tfspk.export.build_export_archive`, loads it back with `tf.saved_model.load`
+as TF Serving would, and times `serving_default` on `--seconds`-long utterances at
+each batch size. Reports per batch size:
+
+* median and 90th-percentile latency of one call;
+* real-time factor RTF = latency / seconds of audio in the batch (lower is better;
+  1 / RTF is "x real time");
+* achieved GFLOP/s of the network (analytic FLOPs of the convolutions and fc
+  layers from `tfspk.models.count_flops_per_frame`, MFCC front end not counted) and
+  its fraction of the matmul ceiling: the GFLOP/s of a large float32 matmul measured
+  in the same run, on the same threads.
+
+    python benchmarks/serving_latency.py --seconds=8 --batch_sizes=1,8,32
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from tfspk import export, features, models  # noqa: E402
+from tfspk import model_spec as spec_lib  # noqa: E402
+
+_SECONDS = flags.DEFINE_float("seconds", 8.0, "Length of each utterance.", lower_bound=0.2)
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8", "32"], "Batch sizes to time.")
+_MIN_CALLS = flags.DEFINE_integer("min_calls", 3, "Timed calls per batch size, at least.",
+                                  lower_bound=1)
+_MAX_CALLS = flags.DEFINE_integer("max_calls", 20, "Timed calls per batch size, at most.",
+                                  lower_bound=1)
+_BUDGET = flags.DEFINE_float("seconds_per_batch_size", 20.0,
+                             "Stop timing a batch size after this long (once min_calls "
+                             "are done).", lower_bound=0.0)
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "n of the n x n x n ceiling matmul.",
+                                    lower_bound=64)
+
+
+def matmul_ceiling(n: int, calls: int = 8) -> float:
+    """GFLOP/s of an n x n by n x n float32 matmul (best of `calls`, after a warm-up)."""
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((n, n)), tf.float32)
+    b = tf.constant(rng.standard_normal((n, n)), tf.float32)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
+    matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best / 1e9
+
+
+def time_calls(function, waveform, lengths, min_calls, max_calls, budget) -> np.ndarray:
+    """Wall-clock seconds of each call, after one untimed warm-up call."""
+    function(waveform=waveform, lengths=lengths)["embedding"].numpy()
+    durations = []
+    started = time.perf_counter()
+    while len(durations) < max_calls and (len(durations) < min_calls
+                                          or time.perf_counter() - started < budget):
+        start = time.perf_counter()
+        function(waveform=waveform, lengths=lengths)["embedding"].numpy()
+        durations.append(time.perf_counter() - start)
+    return np.array(durations)
+
+
+def benchmark(seconds, batch_sizes, min_calls, max_calls, budget, matmul_size):
+    """Rows of measurements (dicts), plus the model's FLOPs and the ceiling."""
+    spec = spec_lib.ModelSpec(num_speakers=1211)  # the paper's widths and front end
+    embedding_model = spec_lib.build_embedding_model(spec)
+    num_samples = int(seconds * spec.features.sample_rate)
+    num_frames = features.num_frames(
+        num_samples, spec.features.frame_length_ms, spec.features.frame_shift_ms,
+        spec.features.snip_edges, spec.features.sample_rate)
+    cost = models.count_flops_per_frame(embedding_model)
+    flops_per_utterance = cost.per_frame * num_frames + cost.per_utterance
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "1")
+        export.build_export_archive(spec, embedding_model).write_out(path, verbose=False)
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        ceiling = matmul_ceiling(matmul_size)
+        rng = np.random.default_rng(0)
+        rows = []
+        for batch in batch_sizes:
+            waveform = tf.constant(0.1 * rng.standard_normal((batch, num_samples)),
+                                   tf.float32)
+            lengths = tf.fill([batch], num_samples)
+            durations = time_calls(serve, waveform, lengths, min_calls, max_calls, budget)
+            median = float(np.median(durations))
+            achieved = batch * flops_per_utterance / median / 1e9
+            rows.append({"batch": batch, "calls": len(durations), "median_s": median,
+                         "p90_s": float(np.percentile(durations, 90)),
+                         "rtf": median / (batch * seconds),
+                         "gflops": achieved, "fraction_of_ceiling": achieved / ceiling})
+        # The ceiling again after the model runs: the machine may be shared.
+        ceiling_after = matmul_ceiling(matmul_size)
+    return {"rows": rows, "flops_per_utterance": flops_per_utterance,
+            "num_frames": num_frames, "ceiling_gflops": ceiling,
+            "ceiling_after_gflops": ceiling_after,
+            "parameters": models.count_parameters(embedding_model)["total"]}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        batch_sizes = [int(b) for b in _BATCH_SIZES.value]
+    except ValueError as error:
+        raise app.UsageError(f"--batch_sizes must be integers: {error}") from error
+    if min(batch_sizes) < 1:
+        raise app.UsageError("--batch_sizes must be >= 1")
+    result = benchmark(_SECONDS.value, batch_sizes, _MIN_CALLS.value, _MAX_CALLS.value,
+                       _BUDGET.value, _MATMUL_SIZE.value)
+    print(f"paper CNN, {result['parameters']:,} parameters; {_SECONDS.value:g}-s utterances "
+          f"({result['num_frames']} MFCC frames), "
+          f"{result['flops_per_utterance'] / 1e9:.2f} GFLOP per utterance; "
+          f"threads: intra {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"matmul ceiling ({_MATMUL_SIZE.value}^3 float32): "
+          f"{result['ceiling_gflops']:.1f} GFLOP/s before, "
+          f"{result['ceiling_after_gflops']:.1f} after the model runs")
+    print(f"{'batch':>5} {'calls':>5} {'median ms':>10} {'p90 ms':>9} {'RTF':>8} "
+          f"{'x real time':>11} {'GFLOP/s':>8} {'of ceiling':>10}")
+    for row in result["rows"]:
+        print(f"{row['batch']:>5} {row['calls']:>5} {1e3 * row['median_s']:>10.1f} "
+              f"{1e3 * row['p90_s']:>9.1f} {row['rtf']:>8.4f} {1 / row['rtf']:>11.1f} "
+              f"{row['gflops']:>8.1f} {row['fraction_of_ceiling']:>10.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
