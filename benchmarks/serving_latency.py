@@ -26,7 +26,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from tfspk import export, features, models  # noqa: E402
 from tfspk import model_spec as spec_lib  # noqa: E402
@@ -111,6 +111,7 @@ def benchmark(seconds, batch_sizes, min_calls, max_calls, budget, matmul_size):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every step at INFO
     try:
         batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     except ValueError as error:

@@ -104,10 +104,11 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
 
 def compute_metrics(scores, labels, llr: bool) -> dict:
     """EER, minDCF at the standard operating points, and (for LLRs) Cllr and actual DCF."""
-    eer, threshold = metrics.eer(scores, labels)
+    curve = metrics.det_curve(scores, labels)
+    eer, threshold = metrics.eer_from_det(curve)
     result = {"eer": eer, "eer_threshold": threshold}
     for p_target in P_TARGETS:
-        result[f"min_dcf_p{p_target}"] = metrics.min_dcf(scores, labels, p_target)[0]
+        result[f"min_dcf_p{p_target}"] = metrics.min_dcf_from_det(curve, p_target)[0]
     if llr:
         result["cllr"] = metrics.cllr(scores, labels)
         for p_target in P_TARGETS:

@@ -45,5 +45,5 @@ def build_voxceleb_shards(root, num_speakers, utts_per_speaker, num_test_speaker
 @pytest.fixture(scope="session")
 def voxceleb_shards(tmp_path_factory):
     """12 training and 6 test synthetic speakers, 8 utterances each, as shards."""
-    return build_voxceleb_shards(tmp_path_factory.mktemp("voxceleb_shards"),
+    return build_voxceleb_shards(tmp_path_factory.mktemp("vox"),
                                  num_speakers=18, utts_per_speaker=8, num_test_speakers=6)

@@ -51,7 +51,8 @@ def test_plda_em_recovers_two_covariance_model():
     # must converge to: W = scatter / (N - K), B = cov(speaker means) - W / n.
     converged = backend.PLDA(num_em_iters=200).fit(x, spk)
     means = x.reshape(2000, 10, 5).mean(axis=1)
-    within_ml = sum(np.cov(group.T, bias=True) * 10 for group in x.reshape(2000, 10, 5)) / (2000 * 9)
+    within_ml = sum(np.cov(group.T, bias=True) * 10
+                    for group in x.reshape(2000, 10, 5)) / (2000 * 9)
     between_ml = np.cov(means.T, bias=True) - within_ml / 10
     assert _relative_error(converged.within_covariance, within_ml) < 1e-6
     assert _relative_error(converged.between_covariance, between_ml) < 1e-6

@@ -23,7 +23,8 @@ def _speaker_embeddings(rng, speakers, utts, prefix):
     """Speaker mean + anisotropic within-class noise (PLDA should win)."""
     centres = rng.normal(size=(len(speakers), DIM)) * 1.5
     noise_scale = np.geomspace(0.2, 4.0, DIM)
-    x = np.repeat(centres, utts, axis=0) + rng.normal(size=(len(speakers) * utts, DIM)) * noise_scale
+    noise = rng.normal(size=(len(speakers) * utts, DIM)) * noise_scale
+    x = np.repeat(centres, utts, axis=0) + noise
     spk = np.repeat(speakers, utts)
     ids = np.array([f"{s}/{prefix}/{i % utts:05d}" for i, s in enumerate(spk)])
     return ids, (x + 2.0).astype(np.float32), spk
@@ -33,7 +34,6 @@ def _speaker_embeddings(rng, speakers, utts, prefix):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
     rng = np.random.default_rng(0)
-    # The anisotropic noise must be shared by train, test and cohort: one draw of scales.
     train_ids, train_x, train_spk = _speaker_embeddings(
         rng, [f"id1{i:04d}" for i in range(80)], 6, "train")
     test_ids, test_x, test_spk = _speaker_embeddings(
@@ -219,7 +219,7 @@ def test_report_table_and_mismatch_error(data, tmp_path):
     assert rows[2][1] == "LDA8+PLDA" and rows[2][2] == f"{100 * plda['eer']:.2f}"
     assert "| toy | LDA8+PLDA |" in (tmp_path / "rep" / "table.md").read_text()
     # The DET curve recomputed from the stored scores gives the stored EER.
-    assert metrics._eer_from_curve(results[1].curve)[0] == pytest.approx(plda["eer"])
+    assert metrics.eer_from_det(results[1].curve)[0] == pytest.approx(plda["eer"])
     png = (tmp_path / "rep" / "det.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     scores_file = tmp_path / "cos" / "scores.txt"

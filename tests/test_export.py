@@ -306,3 +306,25 @@ def test_saved_model_cli_show_and_run(run, tmp_path):
                                frames["conv2"], atol=1e-6)
     np.testing.assert_array_equal(
         np.load(tmp_path / "frame_embeddings" / "mfcc_lengths.npy"), [58, 28])
+
+
+def test_frame_level_cnn_frames_average_to_the_embedding(tmp_path):
+    """Average pooling commutes with the affine fc layers: the mean of the valid fc2
+    frames is the utterance embedding, for every row of a padded batch."""
+    from tfspk import model_spec as spec_lib
+
+    spec = fx.tiny_spec("frame_level_cnn")
+    embedding_model = spec_lib.build_embedding_model(spec)
+    path = str(tmp_path / "1")
+    export.build_export_archive(spec, embedding_model).write_out(path, verbose=False)
+    loaded = tf.saved_model.load(path)
+    waveform, lengths = pad_batch(_clips([1.0, 0.45]))
+    embedding = loaded.signatures["serving_default"](
+        waveform=waveform, lengths=lengths)["embedding"].numpy()
+    frames = loaded.signatures["frame_embeddings"](waveform=waveform, lengths=lengths)
+    assert frames["fc2"].shape[-1] == 12 and frames["fc1"].shape[-1] == 24
+    for row in range(2):
+        n = int(frames["fc2_lengths"][row])
+        assert n == frames["conv4_lengths"][row] > 0
+        np.testing.assert_allclose(frames["fc2"][row, :n].numpy().mean(axis=0),
+                                   embedding[row], rtol=0, atol=TOLERANCE)

@@ -3,6 +3,7 @@ protocols and run the exported SavedModel (there is no TF Serving binary here)."
 import http.server
 import json
 import re
+import socket
 import threading
 from concurrent import futures
 
@@ -197,14 +198,12 @@ def test_embed_grpc_errors(grpc_target):
         serving.embed_grpc(grpc_target, MODEL_NAME, [np.zeros(100)])
     assert error.value.code == "INVALID_ARGUMENT"
     with pytest.raises(serving.ServingError, match="NOT_FOUND"):
-        serving.embed_grpc("127.0.0.1:" + grpc_target.rsplit(":", 1)[1], "other", _clips())
+        serving.embed_grpc(grpc_target, "other", _clips())
     empty = serving.embed_grpc(grpc_target, MODEL_NAME, [])
     assert empty["embedding"].shape == (0, 12)
 
 
 def test_embed_rest_unreachable_server():
-    import socket
-
     with socket.socket() as unused:  # a port nobody listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]

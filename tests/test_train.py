@@ -12,14 +12,14 @@ import pytest
 from tfspk import model_spec as spec_lib
 from tfspk.training import trainer
 
-TINY = dict(conv_filters=(32, 32, 32, 48), fc_units=(48, 24))
+TINY = dict(conv_filters=(64, 64, 64, 128), fc_units=(128, 64))
 
 
 def tiny_config(shards, model_dir, **overrides):
     spec = spec_lib.ModelSpec(**TINY)
     values = dict(model_dir=str(model_dir), train_data=shards["train"], spec=spec,
                   batch_size=16, max_steps=10, log_every=5, checkpoint_every=5,
-                  shuffle_buffer=64, optimizer="adam", learning_rate=0.003,
+                  shuffle_buffer=64, optimizer="adam", learning_rate=0.001,
                   record_graph=False, seed=1)
     values.update(overrides)
     return trainer.TrainConfig(**values)

@@ -29,7 +29,7 @@ returns to the client: HTTP 400 with the message, or gRPC status INVALID_ARGUMEN
 | an empty batch (`[0, S]`, `lengths` `[0]`) | `[0, D]` |
 | `lengths` with a different batch size than `waveform` | InvalidArgument `lengths must have one entry per waveform row` |
 | a negative length | InvalidArgument `lengths must be >= 0`, naming the rows |
-| a length longer than the row | InvalidArgument `lengths exceed the waveform width`, naming the rows |
+| a length longer than the row | InvalidArgument `lengths exceed the waveform width of the batch`, naming the rows |
 | a row shorter than one analysis window (25 ms) | InvalidArgument `utterance shorter than one analysis window`, naming the rows |
 | a row shorter than the network's receptive field (`min_samples`) | InvalidArgument `utterance shorter than the model minimum`, naming the rows |
 | NaN or Inf in the valid part of a row | InvalidArgument `waveform contains NaN or Inf`, naming the rows (NaN/Inf in the padding is ignored) |
@@ -74,18 +74,28 @@ def _samples_for_frames(spec: spec_lib.ModelSpec, frames: int) -> int:
     return max(low, 1)
 
 
+def _milliseconds_to_samples(spec: spec_lib.ModelSpec, milliseconds: float) -> int:
+    # Kaldi's truncation, as in tfspk.features.
+    return int(spec.features.sample_rate * 0.001 * milliseconds)
+
+
 def analysis_window_samples(spec: spec_lib.ModelSpec) -> int:
     """Samples in one MFCC analysis window (a row shorter than this has no frame)."""
-    return int(spec.features.sample_rate * 0.001 * spec.features.frame_length_ms)
+    return _milliseconds_to_samples(spec, spec.features.frame_length_ms)
+
+
+def receptive_field(embedding_model) -> int:
+    """MFCC frames the network needs for one frame at its last frame-level layer."""
+    from tfspk import models
+
+    geometry = models.layer_frame_geometry(embedding_model)
+    return max((field for _, _, field in geometry.values()), default=1)
 
 
 def min_samples(spec: spec_lib.ModelSpec, embedding_model) -> int:
     """Shortest utterance (samples) that yields at least one frame at every layer."""
-    from tfspk import models
-
-    geometry = models.layer_frame_geometry(embedding_model)
-    receptive = max(g[2] for g in geometry.values()) if geometry else 1
-    return max(_samples_for_frames(spec, receptive), analysis_window_samples(spec))
+    return max(_samples_for_frames(spec, receptive_field(embedding_model)),
+               analysis_window_samples(spec))
 
 
 def restore_embedding_model(model_dir: str, checkpoint: str | None = None):
@@ -203,8 +213,7 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
     frontend(tf.zeros([1, window]), tf.constant([window]))
     frame_model = models.frame_embedding_model(embedding_model)
     minimum = min_samples(spec, embedding_model)
-    geometry = models.layer_frame_geometry(embedding_model)
-    receptive = max((g[2] for g in geometry.values()), default=1)
+    receptive = receptive_field(embedding_model)
     signature = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
                  tf.TensorSpec([None], tf.int32, name="lengths")]
 
@@ -266,7 +275,7 @@ def frame_geometry(spec: spec_lib.ModelSpec, embedding_model) -> dict:
     from tfspk import models
 
     window = analysis_window_samples(spec)
-    shift = int(spec.features.sample_rate * 0.001 * spec.features.frame_shift_ms)
+    shift = _milliseconds_to_samples(spec, spec.features.frame_shift_ms)
     layers = {"mfcc": {"offset": 0, "stride": 1, "receptive_field": 1}}
     for name, (offset, stride, receptive) in models.layer_frame_geometry(embedding_model).items():
         layers[name] = {"offset": offset, "stride": stride, "receptive_field": receptive}

@@ -83,7 +83,9 @@ def det_curve(scores, labels) -> DetCurve:
       is non-decreasing and false_alarm non-increasing.
     """
     scores, labels = _validate(scores, labels)
-    order = np.argsort(scores, kind="stable")
+    # Order within a run of tied scores does not matter (counts are read at the
+    # first element of each run), so the faster unstable sort is fine.
+    order = np.argsort(scores)
     sorted_scores = scores[order]
     sorted_labels = labels[order]
     # Index of the first occurrence of each distinct score: everything before
@@ -108,10 +110,11 @@ def eer(scores, labels) -> tuple[float, float]:
     one is +inf (the crossing is past the highest score) the highest score is
     returned.
     """
-    return _eer_from_curve(det_curve(scores, labels))
+    return eer_from_det(det_curve(scores, labels))
 
 
-def _eer_from_curve(curve: DetCurve) -> tuple[float, float]:
+def eer_from_det(curve: DetCurve) -> tuple[float, float]:
+    """`eer` of an already computed DET curve (saves a sort per extra metric)."""
     difference = curve.miss - curve.false_alarm  # non-decreasing, from -1 to +1
     upper = int(np.argmax(difference >= 0))
     if difference[upper] == 0:
@@ -138,13 +141,19 @@ def _normalised_dcf(miss, false_alarm, p_target, c_miss, c_fa):
 
 def min_dcf(scores, labels, p_target: float, c_miss: float = 1.0,
             c_fa: float = 1.0) -> tuple[float, float]:
-    """Minimum normalised detection cost over all thresholds, and that threshold.
+    """Minimum normalised detection cost over all thresholds, and that threshold
+    (+inf when rejecting every trial is cheapest).
 
     Normalised as NIST SRE / Kaldi `compute_min_dcf.py`: divided by
     `min(c_miss * p_target, c_fa * (1 - p_target))`.
     """
+    return min_dcf_from_det(det_curve(scores, labels), p_target, c_miss, c_fa)
+
+
+def min_dcf_from_det(curve: DetCurve, p_target: float, c_miss: float = 1.0,
+                     c_fa: float = 1.0) -> tuple[float, float]:
+    """`min_dcf` of an already computed DET curve."""
     _check_costs(p_target, c_miss, c_fa)
-    curve = det_curve(scores, labels)
     costs = _normalised_dcf(curve.miss, curve.false_alarm, p_target, c_miss, c_fa)
     best = int(np.argmin(costs))
     return float(costs[best]), float(curve.thresholds[best])

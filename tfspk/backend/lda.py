@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from tfspk.backend.base import Transform
 from tfspk.backend.linalg import (check_matrix, class_statistics, normalizing_transform,
                                   sorted_eigh)

@@ -9,6 +9,7 @@ same order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import heapq
 import json
@@ -70,17 +71,28 @@ class ShardPlan:
     settings: Mapping[str, Any]
     speakers: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
+    @functools.cached_property
+    def _items_by_shard(self) -> list[list[PlanItem]]:
+        by_shard: list[list[PlanItem]] = [[] for _ in range(self.num_shards)]
+        for item in self.items:
+            by_shard[item.shard].append(item)
+        return by_shard
+
+    @functools.cached_property
+    def _digests(self) -> list[str]:
+        settings = dict(self.settings)
+        return [hashlib.sha256(json.dumps(
+            {"settings": settings, "items": [i.to_json() for i in items]},
+            sort_keys=True).encode("utf-8")).hexdigest() for items in self._items_by_shard]
+
     def shard_items(self, shard: int) -> list[PlanItem]:
         """The items of one shard in plan order (input position)."""
-        return [item for item in self.items if item.shard == shard]
+        return list(self._items_by_shard[shard])
 
     def shard_digest(self, shard: int) -> str:
         """A sha256 over the shard's items and the settings; a sidecar records it so
         a finished shard from another plan is never taken as done."""
-        payload = json.dumps({"settings": dict(self.settings),
-                              "items": [i.to_json() for i in self.shard_items(shard)]},
-                             sort_keys=True)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return self._digests[shard]
 
     def to_json(self) -> dict[str, Any]:
         return {"plan_version": PLAN_VERSION, "split": self.split,

@@ -150,6 +150,10 @@ class Engine:
         path = os.path.abspath(path)
         if not os.path.isfile(path):
             raise EspeakError(f"{path}: voice file not found")
+        if os.path.basename(path) != os.path.basename(path).lower():
+            # espeak-ng lower-cases the file name part before opening it.
+            raise EspeakError(f"{path}: espeak-ng cannot load voice files whose name has "
+                              f"upper-case letters")
         with self._lock:
             status = self._lib.espeak_SetVoiceByFile(path.encode())
         if status != _EE_OK:

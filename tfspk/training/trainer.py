@@ -117,15 +117,15 @@ def _make_train_dataset(config, spec, seed):
     if config.augmentation_data and config.augment_probability > 0:
         from tfspk import augment
         augmentation = augment.AugmentationConfig.uniform(config.augment_probability)
-        sources = augment.AugmentationSources.from_tfrecords(config.augmentation_data,
-                                                             sample_rate=spec.features.sample_rate)
+        sources = augment.AugmentationSources.from_path(config.augmentation_data,
+                                                        sample_rate=spec.features.sample_rate)
 
     def dataset_fn(input_context):
         return data.train_dataset(
             config.train_data,
             batch_size=input_context.get_per_replica_batch_size(config.batch_size),
             num_frames=config.num_frames,
-            feature_options=spec.features.mfcc_options(),
+            feature_options=spec.features.mfcc_options(), cmn=spec.features.cmn,
             augmentation=augmentation, augmentation_sources=sources,
             seed=seed, input_context=input_context,
             features_on_device=config.features_on_device,
