@@ -76,7 +76,9 @@ def serialize_example(
         "phone_labels": _bytes(str(p[2]).encode("utf-8") for p in phones),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # deterministic=True: protobuf map order otherwise varies across processes, and
+    # shard checksums must not.
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:

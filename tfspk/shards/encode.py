@@ -82,21 +82,11 @@ def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance
             native_rate = _native_rate(item.path)
         phones = _phones_at_rate(item, native_rate, rate)
         pcm16 = to_pcm16(samples)
-        serialized = _deterministic(schema.serialize_example(
-            item.utt_id, item.speaker, item.label, pcm16, rate, phones))
+        serialized = schema.serialize_example(
+            item.utt_id, item.speaker, item.label, pcm16, rate, phones)
     except Exception as error:  # noqa: BLE001 - every failure becomes a reject reason
         return EncodedUtterance(**base, reason=_reason(error))
     return EncodedUtterance(**base, num_samples=int(pcm16.shape[0]), serialized=serialized)
-
-
-def _deterministic(serialized: bytes) -> bytes:
-    """Re-serialises with a fixed map order. protobuf writes the `features` map in an
-    order that changes from process to process, so the same utterance would give
-    different shard bytes (and checksums) in a resumed build or on another runner."""
-    import tensorflow as tf
-
-    example = tf.train.Example.FromString(serialized)
-    return example.SerializeToString(deterministic=True)
 
 
 def _native_rate(path: str) -> int:
