@@ -34,8 +34,7 @@ setup(
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "demo": ["espeakng-loader>=0.2"],
-        "serving": ["tensorflow-serving-api==2.21.0", "requests>=2.31",
-                    "grpcio>=1.60"],
+        "serving": ["tensorflow-serving-api==2.21.0", "grpcio>=1.60"],
         "beam": ["apache-beam>=2.60"],
         "m4a": ["av>=12"],
         "test": [
@@ -43,6 +42,8 @@ setup(
             "pytest-xdist>=3.5",
             "kaldi-native-fbank>=1.20",
             "espeakng-loader>=0.2",
+            "av>=12",
+            "apache-beam>=2.60",
         ],
     },
 )

@@ -103,13 +103,21 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
     return ids, speakers, matrix
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "Exported SavedModel directory (BASE/NAME/<version>).")
-flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.")
-flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir, manifest TSV or shard glob.")
-flags.DEFINE_string("output", None, "Output .npz (ids, embeddings, speakers).")
-flags.DEFINE_integer("batch_size", 16, "Utterances per batch.")
-flags.DEFINE_integer("sample_rate", 16000, "Model sample rate.")
+def define_flags(flag_values=flags.FLAGS):
+    """CLI flags; defined on demand so importing this module defines none."""
+    flags.DEFINE_string("saved_model", None, "Exported SavedModel directory "
+                        "(BASE/NAME/<version>).", flag_values=flag_values)
+    flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.",
+                      flag_values=flag_values)
+    flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir, manifest TSV or "
+                        "shard glob.", flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Output .npz (ids, embeddings, speakers).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 16, "Utterances per batch.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("sample_rate", 16000, "Model sample rate.", flag_values=flag_values)
+    flags.mark_flags_as_required(["saved_model", "input_format", "input", "output"],
+                                 flag_values=flag_values)
 
 
 def main(argv):
@@ -117,6 +125,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from eval import embeddings as embeddings_io
 
+    FLAGS = flags.FLAGS
     ids, speakers, matrix = extract_embeddings(
         FLAGS.saved_model, read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate),
         batch_size=FLAGS.batch_size)
@@ -125,5 +134,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["saved_model", "input_format", "input", "output"])
+    define_flags()
     app.run(main)

@@ -14,7 +14,7 @@ import os
 from typing import Optional, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import app
 
 from probes import cli, data
 from probes.frames import FrameEmbedder

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from absl import app, flags
+from absl import app
 
 from tfspk.training.checkpointing import list_checkpoints
 

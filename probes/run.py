@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from probes import (broad_class, cli, critical_phones, data, over_training,
-                    phone_recognition, similarity_matrix, tsne)
+from probes import (broad_class, cli, critical_phones, over_training, phone_recognition,
+                    similarity_matrix, tsne)
 from probes.frames import FrameEmbedder
 from probes.report import REPORT_FILENAME, Artifact, update_report, write_json
 
@@ -57,7 +57,8 @@ def run_all(embedder: FrameEmbedder, train, test, output_dir: str,
         embedder, train, test, options.per_layers, options.recognizer, progress)
     artifacts += phone_recognition.write_outputs(per_results, options.recognizer, output_dir)
 
-    coordinates, classes = tsne.segment_tsne(embedder, test, max_segments=options.tsne_max_segments,
+    coordinates, classes = tsne.segment_tsne(embedder, test,
+                                             max_segments=options.tsne_max_segments,
                                              seed=options.seed, progress=progress)
     artifacts += tsne.write_outputs(coordinates, classes, output_dir)
 

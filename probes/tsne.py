@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from absl import app, flags
+from sklearn.manifold import TSNE
 
 from probes import cli, data
 from probes.frames import FrameEmbedder
@@ -37,8 +38,6 @@ def collect_segments(embedder: FrameEmbedder, utterances, layers: Sequence[str],
 
 def tsne_2d(points: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """`[N, 2]` t-SNE coordinates; perplexity is capped below N / 3 for small sets."""
-    from sklearn.manifold import TSNE
-
     if len(points) < 4:
         raise ValueError(f"t-SNE needs at least 4 segments, got {len(points)}")
     perplexity = min(perplexity, (len(points) - 1) / 3)

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from absl import flags
 import tensorflow as tf
 
 import export_fixtures as fx
@@ -29,11 +30,10 @@ def run(tmp_path_factory):
     export_base = str(root / "models" / "spk")
     argv = ["export", f"--model_dir={model_dir}", f"--export_dir={export_base}",
             "--version=2"]
-    export.FLAGS(argv)
-    try:
-        export.main(argv[:1])
-    finally:
-        export.FLAGS.unparse_flags()
+    flag_values = flags.FlagValues()
+    export.define_flags(flag_values)
+    flag_values(argv)
+    export.export_from_flags(flag_values)
     path = os.path.join(export_base, "2")
     return {"root": root, "model_dir": model_dir, "spec": spec, "weights": weights,
             "classifier": classifier, "base": export_base, "path": path,

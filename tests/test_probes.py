@@ -28,7 +28,8 @@ TINY_RECOGNIZER = phone_recognition.RecognizerConfig(units=8, num_layers=1,
 
 @pytest.fixture(scope="module", autouse=True)
 def single_threaded_openmp():
-    # t-SNE's OpenMP threads oversubscribe a shared 2-core test machine (50 s instead of 5).
+    # t-SNE's OpenMP threads oversubscribe a shared 2-core test machine (30 s instead of 2);
+    # probes.tsne imports scikit-learn at import time, so the limit reaches its OpenMP.
     with threadpoolctl.threadpool_limits(1):
         yield
 

@@ -393,27 +393,42 @@ def export_saved_model(model_dir: str, export_dir: str, version: int | None = No
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training directory (model_spec.json + checkpoints/).")
-flags.DEFINE_string("export_dir", None, "BASE/NAME; the SavedModel goes to BASE/NAME/<version>.")
-flags.DEFINE_integer("version", None, "Version number; default: one above the highest present.",
-                     lower_bound=1)
-flags.DEFINE_string("checkpoint", None, "Step number or checkpoint prefix; default: latest.")
-flags.DEFINE_enum("embedding_layer", None, list(EMBEDDING_LAYERS),
-                  "Embedding to serve; default: the one trained on (model_spec.json).")
-flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+
+
+def define_flags(flag_values=FLAGS):
+    """CLI flags; defined on demand so importing this library module defines none."""
+    flags.DEFINE_string("model_dir", None, "Training directory (model_spec.json + "
+                        "checkpoints/).", flag_values=flag_values)
+    flags.DEFINE_string("export_dir", None, "BASE/NAME; the SavedModel goes to "
+                        "BASE/NAME/<version>.", flag_values=flag_values)
+    flags.DEFINE_integer("version", None, "Version number; default: one above the highest "
+                         "present.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", None, "Step number or checkpoint prefix; default: "
+                        "latest.", flag_values=flag_values)
+    flags.DEFINE_enum("embedding_layer", None, list(EMBEDDING_LAYERS),
+                      "Embedding to serve; default: the one trained on (model_spec.json).",
+                      flag_values=flag_values)
+    flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.",
+                      flag_values=flag_values)
+    flags.mark_flags_as_required(["model_dir", "export_dir"], flag_values=flag_values)
+
+
+def export_from_flags(flag_values=FLAGS) -> str:
+    """What the CLI does, for parsed `flag_values` (see `define_flags`)."""
+    try:
+        return export_saved_model(flag_values.model_dir, flag_values.export_dir,
+                                  flag_values.version, flag_values.checkpoint,
+                                  flag_values.embedding_layer, flag_values.warmup)
+    except (FileNotFoundError, FileExistsError) as error:
+        raise app.UsageError(str(error)) from error
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        path = export_saved_model(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version,
-                                  FLAGS.checkpoint, FLAGS.embedding_layer, FLAGS.warmup)
-    except (FileNotFoundError, FileExistsError) as error:
-        raise app.UsageError(str(error)) from error
-    print(f"exported {path}")
+    print(f"exported {export_from_flags()}")
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["model_dir", "export_dir"])
+    define_flags()
     app.run(main)

@@ -19,6 +19,7 @@ SHARED_SENTENCES = (
 _NUMBERS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
             "twelve", "twenty")
 _SLOT = re.compile(r"\{([a-z_]+)\}")
+_ARTICLE_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 
 
 class SentenceDataError(ValueError):
@@ -83,6 +84,7 @@ def random_sentence(rng):
     template = templates()[rng.integers(len(templates()))]
     text = _SLOT.sub(lambda match: words[match.group(1)][rng.integers(len(words[match.group(1)]))],
                      template)
+    text = _ARTICLE_BEFORE_VOWEL.sub(lambda match: match.group(1) + "n ", text)
     return text[0].upper() + text[1:]
 
 
