@@ -20,22 +20,17 @@ def librispeech_dir():
 
 def build_voxceleb_shards(root, num_speakers, utts_per_speaker, num_test_speakers, seed=0):
     """Synthetic VoxCeleb1-layout corpus -> train/test TFRecord splits (by vox1_meta Set)."""
-    import csv
-
-    from tfspk.corpora.voxceleb import read_voxceleb
-    from tfspk.shards.build import BuildConfig, build_split
+    from tfspk.shards.build import BuildConfig, build_from_corpus
     from tfspk.synth import corpus
 
     root = pathlib.Path(root)
     corpus.generate_voxceleb(str(root / "vox"), num_speakers=num_speakers,
                              utts_per_speaker=utts_per_speaker,
                              num_test_speakers=num_test_speakers, seed=seed)
-    with open(root / "vox" / "vox1_meta.csv", encoding="utf-8") as f:
-        sets = {row["VoxCeleb1 ID"]: row["Set"] for row in csv.DictReader(f, delimiter="\t")}
-    utterances = read_voxceleb(str(root / "vox"))
     for split, subset in (("train", "dev"), ("test", "test")):
-        build_split([u for u in utterances if sets[u.speaker] == subset],
-                    BuildConfig(str(root / "data"), split, num_shards=2))
+        build_from_corpus("voxceleb", str(root / "vox"),
+                          BuildConfig(str(root / "data"), split, num_shards=2),
+                          voxceleb_subset=subset)
     return {"train": str(root / "data" / "train-*.tfrecord"),
             "test": str(root / "data" / "test-*.tfrecord"),
             "trials": str(root / "vox" / "veri_test.txt"),

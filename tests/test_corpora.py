@@ -307,6 +307,72 @@ def test_voxceleb_layout_errors(tmp_path):
         read_iden_split(bad_split)
 
 
+VOX1_META_HEADER = "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+
+
+def write_vox1_tree(root, utt_ids):
+    for index, utt_id in enumerate(utt_ids):
+        path = root / "wav" / f"{utt_id}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, tone(800, seed=index), 16000)
+
+
+def test_read_voxceleb_subset_from_vox1_meta(tmp_path):
+    # One tree holding both parts, the table one level up (beside vox1_dev_wav/ etc.),
+    # with the real file's trailing spaces on some fields.
+    tree = tmp_path / "vox1"
+    write_vox1_tree(tree, VOX1_FILES + ("id10003/abcdefghijk/00001",))
+    (tmp_path / "vox1_meta.csv").write_text(
+        VOX1_META_HEADER + "id10001\tA.J._Buckley\tm\tIreland\tdev \n"
+        "id10002\tAJ_Lee\tf\tUSA\ttest\n\n"
+        "id10003\tAaron_Tveit\tm\tUSA\tdev\n")
+    dev = read_voxceleb(tree, subset="dev")
+    assert [u.utt_id for u in dev] == list(VOX1_FILES[:3]) + ["id10003/abcdefghijk/00001"]
+    test = read_voxceleb(tree, subset="test")
+    assert [u.utt_id for u in test] == list(VOX1_FILES[3:])
+    # Together the parts are the whole tree, and an explicit table path wins.
+    assert sorted(u.utt_id for u in dev + test) == [u.utt_id for u in read_voxceleb(tree)]
+    (tree / "vox1_meta.csv").write_text(VOX1_META_HEADER + "id10001\tx\tm\tx\ttest\n"
+                                        "id10002\tx\tf\tx\ttest\n"
+                                        "id10003\tx\tm\tx\ttest\n")
+    assert len(read_voxceleb(tree, subset="test")) == 6  # <root>/vox1_meta.csv first
+    assert len(read_voxceleb(tree, subset="dev", meta_path=tmp_path / "vox1_meta.csv")) == 4
+    with pytest.raises(CorpusFormatError, match=r"vox1_meta.csv: no audio of a speaker "
+                                                r"whose Set is 'dev'"):
+        read_voxceleb(tree, subset="dev")
+    with pytest.raises(ValueError, match="subset must be one of"):
+        read_voxceleb(tree, subset="train")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("VoxCeleb1 ID\tGender\n", r"vox1_meta.csv:1: header lacks column\(s\) \['Set'\]"),
+    (VOX1_META_HEADER + "id10001\tx\tm\tIreland\tdev\nid10002\tx\tf\ttest\n",
+     r"vox1_meta.csv:3: expected 5 tab-separated fields like the header, found 4"),
+    (VOX1_META_HEADER + "\nid10001\tx\tm\tIreland\ttrain\n",
+     r"vox1_meta.csv:3: Set must be one of \('dev', 'test'\), got 'train'"),
+    (VOX1_META_HEADER + "id10001\tx\tm\tI\tdev\nid10001\tx\tm\tI\ttest\n",
+     r"vox1_meta.csv:3: speaker 'id10001' already appears on line 2"),
+    (VOX1_META_HEADER + "id10001\tx\tm\tI\tdev\n",
+     r"vox1_meta.csv: speaker 'id10002' \(.*00001.wav\) is not listed"),
+])
+def test_vox1_meta_errors_name_file_and_line(tmp_path, content, message):
+    write_vox1_tree(tmp_path, VOX1_FILES)
+    (tmp_path / "vox1_meta.csv").write_text(content)
+    with pytest.raises(CorpusFormatError, match=message):
+        read_voxceleb(tmp_path, subset="dev")
+
+
+def test_vox1_meta_missing_names_both_places(tmp_path):
+    write_vox1_tree(tmp_path / "vox1", VOX1_FILES[:1])
+    with pytest.raises(CorpusFormatError, match=r"no vox1_meta.csv .*vox1/vox1_meta.csv and "
+                                                r".*/vox1_meta.csv"):
+        read_voxceleb(tmp_path / "vox1", subset="test")
+    with pytest.raises(CorpusFormatError, match=r"elsewhere.csv: file not found"):
+        read_voxceleb(tmp_path / "vox1", subset="test", meta_path=tmp_path / "elsewhere.csv")
+    # Without a subset the table is never needed.
+    assert len(read_voxceleb(tmp_path / "vox1")) == 1
+
+
 # ---------------------------------------------------------------------------------- MUSAN
 
 MUSAN_FILES = ("noise/free-sound/noise-free-sound-0000.wav",

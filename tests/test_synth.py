@@ -116,10 +116,13 @@ def test_engine_rejects_bad_input(tmp_path):
         engine.synthesize("  ")
     with pytest.raises(espeak.EspeakError, match="not found"):
         engine.set_voice_file(str(tmp_path / "missing.voice"))
-    upper = tmp_path / "Upper.voice"
-    voices.random_voice(np.random.default_rng(0)).write(str(upper))
-    with pytest.raises(espeak.EspeakError, match="upper-case"):
-        engine.set_voice_file(str(upper))
+    # espeak-ng itself lower-cases and truncates voice paths; the engine stages the file.
+    long_dir = tmp_path / ("Long" * 20)
+    long_dir.mkdir()
+    voice = voices.random_voice(np.random.default_rng(0), accent="en-gb-scotland")
+    engine.set_voice_file(voice.write(str(long_dir / "Upper.voice")))
+    phones, _ = alignment.align(engine.synthesize("A cold Burn."), rhotic=True)
+    assert phones[-1].end > 0
 
 
 def test_voiced_stop_gets_voice_bar_closure():
@@ -238,16 +241,16 @@ def test_timit_phn_boundaries_match_audio(timit_dir):
                 interior = samples[start + 48:end - 48]  # soxr's filter rings about 1 ms
                 silence_db.append(20 * np.log10(np.sqrt(np.mean(interior ** 2)) / rms + 1e-12))
             if (label in ("s", "sh", "z", "f") and index and phones[index - 1][2] in SONORANTS
-                    and end - start >= 320 and start >= 320):
-                before = high_db[start - 320:start - 160].mean()
-                after = high_db[start + 160:start + 320].mean()
+                    and end - start >= 160 and start >= 160):
+                before = high_db[start - 160:start - 80].mean()  # 10-5 ms before
+                after = high_db[start + 80:start + 160].mean()  # 5-10 ms after
                 if after - before < 10:  # no clear high-band rise to locate
                     continue
                 middle = (before + after) / 2
-                window = high_db[start - 320:start + 320]
+                window = high_db[start - 160:start + 160]
                 crossings = np.flatnonzero((window[:-1] <= middle) & (window[1:] > middle))
-                onset = crossings[np.argmin(np.abs(crossings + 1 - 320))] + 1
-                onset_errors_ms.append(abs(onset - 320) / 16.0)
+                onset = crossings[np.argmin(np.abs(crossings + 1 - 160))] + 1
+                onset_errors_ms.append(abs(onset - 160) / 16.0)
     assert len(silence_db) >= 80 and max(silence_db) < -60.0
     assert len(onset_errors_ms) >= 20
     assert max(onset_errors_ms) <= 5.0

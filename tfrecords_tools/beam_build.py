@@ -13,7 +13,6 @@ from absl import app, flags
 
 from tfspk.shards import cli
 from tfspk.shards.beam import RUNNERS, build_split_beam
-from tfspk.shards.build import read_corpus
 
 cli.define_build_flags()
 flags.DEFINE_enum("runner", "DirectRunner", list(RUNNERS), "Beam runner.")
@@ -30,7 +29,7 @@ def main(argv):
     if FLAGS["num_workers"].present:
         pipeline_args.append(f"--num_workers={FLAGS.num_workers}")
     config = cli.config_from_flags("tfrecords_tools.beam_build", extra_flags=("runner",))
-    utterances = read_corpus(FLAGS.input_format, FLAGS.input, config.encode.sample_rate)
+    utterances = cli.read_corpus_from_flags()
     result = build_split_beam(utterances, config, pipeline_args)
     cli.report_and_exit_status(result)
 

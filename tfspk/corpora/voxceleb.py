@@ -5,6 +5,10 @@ VoxCeleb1 unpacks to ``wav/<speaker>/<session>/<n>.wav`` (16 kHz WAV); VoxCeleb2
 utterance's id is its path below the ``wav``/``aac`` folder without extension, e.g.
 ``id10270/5r0dWxy17C8/00001``: the form the trial lists use once their extension is
 stripped (``tfspk.trials``).
+
+``vox1_meta.csv`` (tab-separated ``VoxCeleb1 ID, VGGFace1 ID, Gender, Nationality, Set``)
+says which speakers form the ``dev`` and which the ``test`` part; ``read_voxceleb(root,
+subset=...)`` uses it to take one part out of a single tree holding both.
 """
 from __future__ import annotations
 
@@ -20,8 +24,16 @@ AUDIO_FOLDERS = (("wav", ".wav"), ("aac", ".m4a"), ("dev/wav", ".wav"), ("test/w
 #: Codes of the first column of ``iden_split.txt``.
 IDEN_SUBSETS = {"1": "train", "2": "dev", "3": "test"}
 
+#: File name of the VoxCeleb1 speaker table, and the columns ``read_vox1_meta`` uses.
+META_FILENAME = "vox1_meta.csv"
+META_ID_COLUMN = "VoxCeleb1 ID"
+META_SET_COLUMN = "Set"
+#: Values of the ``Set`` column: the verification development and test speakers.
+META_SETS = ("dev", "test")
 
-def read_voxceleb(root: os.PathLike | str) -> list[Utterance]:
+
+def read_voxceleb(root: os.PathLike | str, subset: str | None = None,
+                  meta_path: os.PathLike | str | None = None) -> list[Utterance]:
     """Reads the VoxCeleb1 or VoxCeleb2 utterances under ``root``, sorted by id.
 
     ``root`` holds ``wav/`` (VoxCeleb1), ``aac/`` or ``dev/aac/`` (VoxCeleb2), or several
@@ -29,7 +41,13 @@ def read_voxceleb(root: os.PathLike | str) -> list[Utterance]:
     ``utt_id = "<speaker>/<session>/<n>"``, ``speaker`` the speaker folder (``id10270``)
     and ``meta = {"session": <session>}``. Audio files at any other depth, or no audio at
     all, raise CorpusFormatError; other files (READMEs, checksums) are ignored.
+
+    ``subset`` ("dev" or "test") keeps only the speakers whose ``Set`` in ``meta_path``
+    (default: ``find_vox1_meta(root)``) is that subset. A speaker on disk that the table
+    does not list, or a subset with no audio, raises CorpusFormatError.
     """
+    if subset is not None and subset not in META_SETS:
+        raise ValueError(f"subset must be one of {META_SETS} or None, got {subset!r}")
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise CorpusFormatError("VoxCeleb folder not found", root)
@@ -45,7 +63,94 @@ def read_voxceleb(root: os.PathLike | str) -> list[Utterance]:
         raise CorpusFormatError("no VoxCeleb audio files found", root)
     utterances.sort(key=lambda utt: utt.utt_id)
     check_unique_ids(utterances, root)
-    return utterances
+    if subset is None:
+        return utterances
+    meta_path = os.fspath(meta_path) if meta_path is not None else find_vox1_meta(root)
+    return select_subset(utterances, read_vox1_meta(meta_path), subset, meta_path)
+
+
+def find_vox1_meta(root: os.PathLike | str) -> str:
+    """``<root>/vox1_meta.csv``, else ``<root>/../vox1_meta.csv`` (the table beside
+    ``vox1_dev_wav/`` and ``vox1_test_wav/``); CorpusFormatError when neither exists."""
+    root = os.fspath(root)
+    candidates = [os.path.join(root, META_FILENAME),
+                  os.path.join(os.path.dirname(os.path.abspath(root)), META_FILENAME)]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise CorpusFormatError(f"no {META_FILENAME} to select a subset with (looked for "
+                            f"{' and '.join(candidates)}); pass its path", root)
+
+
+def read_vox1_meta(path: os.PathLike | str) -> dict[str, str]:
+    """Reads ``vox1_meta.csv``: ``{speaker id: "dev" | "test"}``.
+
+    The file is tab-separated with a header row naming at least the ``VoxCeleb1 ID``
+    and ``Set`` columns; fields are stripped of surrounding spaces. A missing header
+    column, a row with another number of fields than the header, an unknown ``Set``
+    value or a repeated speaker raises CorpusFormatError naming file and line.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CorpusFormatError("file not found", path)
+    with open(path, "rb") as stream:
+        raw_lines = stream.read().splitlines()
+    sets: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    header: list[str] | None = None
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise CorpusFormatError(f"not valid UTF-8 text ({error.reason})", path,
+                                    number) from None
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.rstrip().split("\t")]
+        if header is None:
+            header = fields
+            missing = [c for c in (META_ID_COLUMN, META_SET_COLUMN) if c not in header]
+            if missing:
+                raise CorpusFormatError(
+                    f"header lacks column(s) {missing} (expected tab-separated "
+                    f"{META_ID_COLUMN!r} ... {META_SET_COLUMN!r}), got {line.strip()!r}",
+                    path, number)
+            id_index, set_index = header.index(META_ID_COLUMN), header.index(META_SET_COLUMN)
+            continue
+        if len(fields) != len(header):
+            raise CorpusFormatError(f"expected {len(header)} tab-separated fields like the "
+                                    f"header, found {len(fields)}: {line.strip()!r}",
+                                    path, number)
+        speaker, subset = fields[id_index], fields[set_index]
+        if subset not in META_SETS:
+            raise CorpusFormatError(f"{META_SET_COLUMN} must be one of {META_SETS}, got "
+                                    f"{subset!r}", path, number)
+        if speaker in lines:
+            raise CorpusFormatError(f"speaker {speaker!r} already appears on line "
+                                    f"{lines[speaker]}", path, number)
+        sets[speaker] = subset
+        lines[speaker] = number
+    if not sets:
+        raise CorpusFormatError("no speakers" if header else "empty file", path)
+    return sets
+
+
+def select_subset(utterances: Iterable[Utterance], sets: dict[str, str], subset: str,
+                  meta_path: os.PathLike | str = META_FILENAME) -> list[Utterance]:
+    """The utterances of the speakers that ``sets`` (``read_vox1_meta``) puts in
+    ``subset``; a speaker it does not list, or an empty result, raises
+    CorpusFormatError naming ``meta_path``."""
+    selected = []
+    for utt in utterances:
+        if utt.speaker not in sets:
+            raise CorpusFormatError(f"speaker {utt.speaker!r} ({utt.path}) is not listed",
+                                    meta_path)
+        if sets[utt.speaker] == subset:
+            selected.append(utt)
+    if not selected:
+        raise CorpusFormatError(f"no audio of a speaker whose {META_SET_COLUMN} is "
+                                f"{subset!r}", meta_path)
+    return selected
 
 
 def _read_audio_folder(folder: str, extension: str) -> Iterable[Utterance]:

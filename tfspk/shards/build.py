@@ -89,12 +89,21 @@ class BuildResult:
         return self.reject_fraction > self.metadata["max_reject_fraction"]
 
 
-def read_corpus(input_format: str, input_path: str, sample_rate: int = 16000) -> list:
+def read_corpus(input_format: str, input_path: str, sample_rate: int = 16000, *,
+                voxceleb_subset: str | None = None,
+                voxceleb_meta: str | None = None) -> list:
     """Utterances of a corpus through the `tfspk.corpora` reader for its format
-    (`sample_rate` converts Kaldi `segments` times to sample positions)."""
+    (`sample_rate` converts Kaldi `segments` times to sample positions).
+
+    `voxceleb_subset` ("dev" or "test") keeps the speakers `vox1_meta.csv` puts in that
+    subset (`voxceleb_meta`, default: beside or above `input_path`); voxceleb only.
+    """
+    if (voxceleb_subset or voxceleb_meta) and input_format != "voxceleb":
+        raise ValueError(f"voxceleb_subset/voxceleb_meta apply to input_format 'voxceleb', "
+                         f"not {input_format!r}")
     if input_format == "voxceleb":
         from tfspk.corpora.voxceleb import read_voxceleb
-        return read_voxceleb(input_path)
+        return read_voxceleb(input_path, subset=voxceleb_subset, meta_path=voxceleb_meta)
     if input_format == "kaldi":
         from tfspk.corpora.kaldi import read_data_dir
         return read_data_dir(input_path, sample_rate=sample_rate)
@@ -324,7 +333,8 @@ def _shard_index(files: meta.SplitFiles, name: str) -> int:
     raise BuildError(f"sidecar names unknown shard {name!r}")
 
 
-def build_from_corpus(input_format: str, input_path: str, config: BuildConfig) -> BuildResult:
-    """`read_corpus` + `build_split`."""
-    return build_split(read_corpus(input_format, input_path, config.encode.sample_rate),
-                       config)
+def build_from_corpus(input_format: str, input_path: str, config: BuildConfig,
+                      **reader_options) -> BuildResult:
+    """`read_corpus` (with `reader_options`, e.g. `voxceleb_subset`) + `build_split`."""
+    return build_split(read_corpus(input_format, input_path, config.encode.sample_rate,
+                                   **reader_options), config)

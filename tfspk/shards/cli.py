@@ -5,13 +5,14 @@ import sys
 
 from absl import flags
 
-from tfspk.shards.build import INPUT_FORMATS, BuildConfig, BuildResult
+from tfspk.shards.build import INPUT_FORMATS, BuildConfig, BuildResult, read_corpus
 from tfspk.shards.encode import EncodeOptions
 
 BUILD_FLAG_NAMES = (
     "input_format", "input", "output_dir", "split", "num_shards", "num_workers",
     "max_reject_fraction", "sample_rate", "no_resample", "compression", "downmix",
-    "min_duration", "speakers_tsv", "unseen_speakers", "overwrite")
+    "min_duration", "speakers_tsv", "unseen_speakers", "overwrite", "voxceleb_subset",
+    "voxceleb_meta")
 
 
 def define_build_flags() -> None:
@@ -43,8 +44,26 @@ def define_build_flags() -> None:
                       "one (append), or reject their utterances (reject).")
     flags.DEFINE_boolean("overwrite", False, "Delete this split's existing outputs first; "
                          "without it a rerun resumes an identical unfinished build.")
+    flags.DEFINE_enum("voxceleb_subset", None, ["dev", "test"], "voxceleb: keep only the "
+                      "speakers whose Set in vox1_meta.csv is this (one part of a tree "
+                      "holding both).")
+    flags.DEFINE_string("voxceleb_meta", None, "vox1_meta.csv for --voxceleb_subset; "
+                        "default: INPUT/vox1_meta.csv, else INPUT/../vox1_meta.csv.")
     for name in ("input_format", "input", "output_dir"):
         flags.mark_flag_as_required(name)
+    flags.register_multi_flags_validator(
+        ["input_format", "voxceleb_subset", "voxceleb_meta"],
+        lambda values: values["input_format"] == "voxceleb" or not (
+            values["voxceleb_subset"] or values["voxceleb_meta"]),
+        message="--voxceleb_subset and --voxceleb_meta need --input_format=voxceleb")
+
+
+def read_corpus_from_flags() -> list:
+    """The utterances --input_format/--input (and --voxceleb_subset) select."""
+    values = flags.FLAGS
+    return read_corpus(values.input_format, values.input, values.sample_rate,
+                       voxceleb_subset=values.voxceleb_subset,
+                       voxceleb_meta=values.voxceleb_meta)
 
 
 def config_from_flags(module: str, extra_flags: tuple[str, ...] = ()) -> BuildConfig:

@@ -210,29 +210,46 @@ def _merge_repeats(pieces):
 
 
 def _word_segments(synthesis, pieces):
-    """Each phone event belongs to the last word event at or before it."""
+    """Word spans from the phone pieces.
+
+    Each phone event belongs to the last word event at or before it. A word event that
+    covers several written words (espeak-ng's phonological words, e.g. "there were") hands
+    its phone events out in order by each word's phoneme count said alone; the last word
+    takes what is left.
+    """
     word_events = sorted(synthesis.words, key=lambda word: word.sample)
-    phone_samples = [event.sample for event in synthesis.phonemes]
-    spans = {}
-    for start, end, label, index in pieces:
-        if index < 0 or label in SILENCE_LABELS:
+    owners = collections.defaultdict(list)  # word event number -> its phone event indices
+    for index, event in enumerate(synthesis.phonemes[:-1]):
+        if strip_stress(event.mnemonic) in _PAUSE_MNEMONICS:
             continue
         owner = None
         for number, word in enumerate(word_events):
-            if word.sample <= phone_samples[index]:
+            if word.sample <= event.sample:
                 owner = number
-        if owner is None:
-            continue
-        first, last = spans.get(owner, (start, end))
-        spans[owner] = (min(first, start), max(last, end))
-    words = []
-    for number in sorted(spans):
-        word = word_events[number]
+        if owner is not None:
+            owners[owner].append(index)
+    event_word = {}  # phone event index -> written word
+    for number, word in enumerate(word_events):
+        indices = owners.get(number, [])
         text = synthesis.text[word.text_start:word.text_start + word.length]
-        text = "".join(char for char in text.lower() if char.isalpha() or char == "'")
-        if text:
-            words.append(WordSegment(spans[number][0], spans[number][1], text))
-    return words
+        parts = word.parts or ((text, len(indices)),)
+        offset = 0
+        for part_number, (part, count) in enumerate(parts):
+            last = part_number == len(parts) - 1
+            share = indices[offset:] if last else indices[offset:offset + count]
+            offset += len(share)
+            name = "".join(char for char in part.lower() if char.isalpha() or char == "'")
+            for index in share:
+                event_word[index] = (number, part_number, name)
+    spans = {}
+    for start, end, label, index in pieces:
+        if label in SILENCE_LABELS or index not in event_word:
+            continue
+        key = event_word[index]
+        first, last = spans.get(key, (start, end))
+        spans[key] = (min(first, start), max(last, end))
+    return [WordSegment(spans[key][0], spans[key][1], key[2]) for key in sorted(spans)
+            if key[2]]
 
 
 def to_rate(segments, from_length, to_length, from_rate=ESPEAK_SAMPLE_RATE, to_rate_hz=16000):

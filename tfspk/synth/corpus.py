@@ -146,6 +146,8 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
                       num_workers=1, progress=False):
     """Write a VoxCeleb1-layout corpus; returns the summary dict.
 
+    Utterances are split into `sessions_per_speaker` (at most one per utterance) contiguous
+    sessions, each with its own channel (spectral tilt and gain).
     The last `num_test_speakers` speakers (default: a fifth, at least 2) form the
     verification test set (`veri_test.txt`: for every test utterance one target trial,
     preferring another session, and one non-target trial). `iden_split.txt` covers the other
@@ -158,9 +160,10 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
     if not 2 <= num_test_speakers <= num_speakers - 1:
         raise CorpusArgumentError(f"num_test_speakers must be in [2, num_speakers - 1], got "
                                   f"{num_test_speakers} with {num_speakers} speakers")
-    if not 1 <= sessions_per_speaker <= utts_per_speaker:
-        raise CorpusArgumentError(f"sessions_per_speaker must be in [1, utts_per_speaker], "
-                                  f"got {sessions_per_speaker}")
+    if sessions_per_speaker < 1:
+        raise CorpusArgumentError(f"sessions_per_speaker must be >= 1, got "
+                                  f"{sessions_per_speaker}")
+    sessions_per_speaker = min(sessions_per_speaker, utts_per_speaker)  # none left empty
     corpus_rng = _rng(seed, "voxceleb", 0)
     speakers = [f"id{10001 + index}" for index in range(num_speakers)]
     test_speakers = set(speakers[num_speakers - num_test_speakers:])

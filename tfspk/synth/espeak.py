@@ -14,6 +14,9 @@ in a freshly forked process whose parent never synthesised anything; see
 import ctypes
 import dataclasses
 import os
+import re
+import shutil
+import tempfile
 import threading
 
 import numpy as np
@@ -32,6 +35,17 @@ _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 _EE_OK = 0
+_PHONEME_SEPARATOR = ord("_")  # between phonemes in espeak_TextToPhonemes output
+# A written word, as `tfspk.synth.sentences.words_of` counts them.
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_MAX_VOICE_PATH = 40  # espeak-ng fails on voice-file paths of about 60 characters
+
+
+def _short_temp_root():
+    for candidate in ("/tmp", tempfile.gettempdir()):
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK):
+            return candidate
+    return tempfile.gettempdir()
 
 
 class EspeakError(RuntimeError):
@@ -63,10 +77,16 @@ class PhonemeEvent:
 
 @dataclasses.dataclass(frozen=True)
 class WordEvent:
-    """A word starts at `sample`; it is `text[text_start:text_start + length]`."""
+    """A word group starts at `sample`; it is `text[text_start:text_start + length]`.
+
+    espeak-ng sends one event per phonological word, which may span several written words
+    ("there were"); `parts` holds the written words from this event to the next one, each
+    with its number of phonemes said alone (0 for the last, which takes the rest).
+    """
     text_start: int
     length: int
     sample: int
+    parts: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +123,9 @@ def _load_library():
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
     lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     lib.espeak_ng_SetRandSeed.restype = None
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                          ctypes.c_int]
     lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                  ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
     return lib
@@ -146,16 +169,26 @@ class Engine:
         return 0
 
     def set_voice_file(self, path):
-        """Select a voice from a voice file (see `tfspk.synth.voices`)."""
+        """Select a voice from a voice file (see `tfspk.synth.voices`).
+
+        espeak-ng lower-cases the path it is given and truncates long ones, so the file is
+        staged under a short lower-case temporary path for the call and removed after it.
+        """
         path = os.path.abspath(path)
         if not os.path.isfile(path):
             raise EspeakError(f"{path}: voice file not found")
-        if os.path.basename(path) != os.path.basename(path).lower():
-            # espeak-ng lower-cases the file name part before opening it.
-            raise EspeakError(f"{path}: espeak-ng cannot load voice files whose name has "
-                              f"upper-case letters")
-        with self._lock:
-            status = self._lib.espeak_SetVoiceByFile(path.encode())
+        staging = tempfile.mkdtemp(prefix="tfspk", dir=_short_temp_root())
+        staged = os.path.join(staging, "voice")
+        if len(staged) > _MAX_VOICE_PATH or staged != staged.lower():
+            shutil.rmtree(staging, ignore_errors=True)
+            raise EspeakError(f"{path}: no short lower-case temporary directory to stage the "
+                              f"voice file for espeak-ng (tried {staged!r}); set TMPDIR")
+        try:
+            shutil.copyfile(path, staged)
+            with self._lock:
+                status = self._lib.espeak_SetVoiceByFile(staged.encode())
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         if status != _EE_OK:
             raise EspeakError(f"{path}: espeak_SetVoiceByFile failed with status {status}")
 
@@ -188,7 +221,34 @@ class Engine:
                 raise EspeakError(f"espeak_Synth failed with status {status} for {text!r}")
             samples = (np.concatenate(self._chunks) if self._chunks
                        else np.zeros(0, np.int16))
-            return Synthesis(text, samples, tuple(self._phonemes), tuple(self._words))
+            phonemes, words = tuple(self._phonemes), self._words
+        return Synthesis(text, samples, phonemes, self._split_groups(text, words))
+
+    def phonemes_of(self, text):
+        """espeak-ng's phoneme mnemonics of `text` (no audio), one list per phonological word."""
+        buffer = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+        pointer = ctypes.c_char_p(ctypes.addressof(buffer))
+        words = []
+        with self._lock:
+            while pointer.value:
+                result = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8,
+                                                         _PHONEME_SEPARATOR << 8)
+                words += [word.split(chr(_PHONEME_SEPARATOR))
+                          for word in (result or b"").decode("utf-8").split()]
+        return words
+
+    def _split_groups(self, text, words):
+        ordered = sorted(words, key=lambda word: word.text_start)
+        result = []
+        for index, word in enumerate(ordered):
+            end = ordered[index + 1].text_start if index + 1 < len(ordered) else len(text)
+            written = [match.group(0) for match in _WORD.finditer(text, word.text_start, end)]
+            # The last written word takes the remaining phones: no need to count them.
+            parts = tuple((item, sum(len(group) for group in self.phonemes_of(item))
+                           if number < len(written) - 1 else 0)
+                          for number, item in enumerate(written))
+            result.append(dataclasses.replace(word, parts=parts))
+        return tuple(sorted(result, key=lambda word: word.sample))
 
 
 _engine = None

@@ -8,6 +8,8 @@ import functools
 import pathlib
 import re
 
+from tfspk.synth.espeak import _WORD
+
 DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
 
 # The TIMIT "SA" dialect sentences every TIMIT speaker reads.
@@ -101,4 +103,4 @@ def random_sentences(rng, count):
 def words_of(text):
     """The lower-case words of `text` as (start, end) character spans and the word itself."""
     return [(match.start(), match.end(), match.group(0).lower())
-            for match in re.finditer(r"[A-Za-z]+(?:'[A-Za-z]+)?", text)]
+            for match in _WORD.finditer(text)]
