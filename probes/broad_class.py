@@ -159,6 +159,10 @@ def run(embedder: FrameEmbedder, train, test, output_dir: str,
     return result, write_outputs(result, output_dir)
 
 
+def define_flags(flag_values=cli.FLAGS) -> None:
+    cli.define_common_flags(flag_values)
+
+
 def main(argv):
     cli.check_common(argv)
     _, artifacts = run(cli.embedder_from_flags(), cli.split_from_flags("TRAIN"),
@@ -167,4 +171,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

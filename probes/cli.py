@@ -5,33 +5,41 @@ import os
 
 from absl import app, flags
 
-# Imported first: tfspk.export defines --model_dir and --checkpoint at import time, and a
-# later import (FrameEmbedder.from_checkpoint) would clash with flags defined here.
-from tfspk import export  # noqa: F401
-
 from probes import data
 from probes.frames import FrameEmbedder
 
 FLAGS = flags.FLAGS
 
 
-def _define_string_once(name: str, help_text: str) -> None:
-    # Shared with tfspk.export, whose flags of these names mean the same.
-    if name not in FLAGS:
-        flags.DEFINE_string(name, None, help_text)
+def define_once(define, name: str, default, help_text: str, flag_values=FLAGS, **kwargs):
+    """Defines a flag unless `flag_values` has it: `probes.run` defines every probe's flags
+    and several probes share some."""
+    if name not in flag_values:
+        define(name, default, help=help_text, flag_values=flag_values, **kwargs)
 
 
-flags.DEFINE_string("saved_model", None, "SavedModel exported by tfspk.export (a version dir).")
-_define_string_once("model_dir", "Training directory; used when --saved_model is absent "
-                    "(and by over_training).")
-_define_string_once("checkpoint", "With --model_dir: step number or prefix; default latest.")
-flags.DEFINE_string("timit_dir", None, "TIMIT-layout corpus (TRAIN/ and TEST/).")
-flags.DEFINE_string("output_dir", None, "Where figures, tables and report.md go.")
-flags.DEFINE_list("layers", None, "Layers to probe; default: all the model has.")
-flags.DEFINE_integer("max_speakers", None, "Keep the first N speakers of each split.")
-flags.DEFINE_integer("max_utterances_per_speaker", None,
-                     "Keep the first N utterances of each speaker.")
-flags.DEFINE_integer("seed", 0, "Random seed (subsampling, t-SNE, recognizer init).")
+def define_common_flags(flag_values=FLAGS) -> None:
+    """Model, corpus and output flags shared by every probe CLI (defined on demand, so
+    importing a probe module defines no flags)."""
+    string, integer = flags.DEFINE_string, flags.DEFINE_integer
+    define_once(string, "saved_model", None,
+                "SavedModel exported by tfspk.export (a version dir).", flag_values)
+    define_once(string, "model_dir", None, "Training directory; used when --saved_model is "
+                "absent (and by over_training).", flag_values)
+    define_once(string, "checkpoint", None,
+                "With --model_dir: step number or prefix; default latest.", flag_values)
+    define_once(string, "timit_dir", None, "TIMIT-layout corpus (TRAIN/ and TEST/).",
+                flag_values)
+    define_once(string, "output_dir", None, "Where figures, tables and report.md go.",
+                flag_values)
+    define_once(flags.DEFINE_list, "layers", None,
+                "Layers to probe; default: all the model has.", flag_values)
+    define_once(integer, "max_speakers", None, "Keep the first N speakers of each split.",
+                flag_values)
+    define_once(integer, "max_utterances_per_speaker", None,
+                "Keep the first N utterances of each speaker.", flag_values)
+    define_once(integer, "seed", 0, "Random seed (subsampling, t-SNE, recognizer init).",
+                flag_values)
 
 
 def check_required(*names: str) -> None:

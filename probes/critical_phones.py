@@ -178,10 +178,19 @@ def run(embedder: FrameEmbedder, utterances, train_utterances, output_dir: str,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("critical_layer", None, "Layer for critical phones; default the last.")
-flags.DEFINE_integer("critical_min_utterances", 10, "Speakers need this many utterances.")
-flags.DEFINE_list("critical_exclude", list(DEFAULT_EXCLUDE), "Phones never reported.")
-flags.DEFINE_enum("critical_split", "TEST", ["TRAIN", "TEST"], "Split of the held-out speakers.")
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    cli.define_common_flags(flag_values)
+    once = cli.define_once
+    once(flags.DEFINE_string, "critical_layer", None,
+         "Layer for critical phones; default the last.", flag_values)
+    once(flags.DEFINE_integer, "critical_min_utterances", 10,
+         "Speakers need this many utterances.", flag_values)
+    once(flags.DEFINE_list, "critical_exclude", list(DEFAULT_EXCLUDE),
+         "Phones never reported.", flag_values)
+    once(flags.DEFINE_enum, "critical_split", "TEST", "Split of the held-out speakers.",
+         flag_values, enum_values=["TRAIN", "TEST"])
 
 
 def main(argv):
@@ -193,4 +202,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -67,6 +67,8 @@ def embed_utterances(embedder: FrameEmbedder, utterances: Sequence[Utterance],
 def segment_slices(embedder: FrameEmbedder, layer: str, utt: Utterance,
                    num_frames: int) -> list[slice]:
     """The frames of `layer` that belong to each phone of `utt`, in phone order."""
+    if num_frames < 1:
+        raise ValueError(f"{utt.path}: too short for any frame of layer {layer!r}")
     return [embedder.segment_frames(layer, phone.start - utt.start, phone.end - utt.start,
                                     num_frames) for phone in utt.phones]
 

@@ -81,6 +81,11 @@ def write_outputs(rows: Sequence[dict], output_dir: str) -> list[Artifact]:
     return artifacts
 
 
+def define_flags(flag_values=cli.FLAGS) -> None:
+    """Common flags and the recognizer's (`--per_layers` defaults to the last layer here)."""
+    phone_recognition.define_flags(flag_values)
+
+
 def main(argv):
     cli.check_common(argv)
     cli.check_required("model_dir")
@@ -91,4 +96,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -286,14 +286,21 @@ def config_from_flags() -> RecognizerConfig:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("per_units", 128, "LSTM units per direction of the phone recognizer.")
-flags.DEFINE_integer("per_num_layers", 2, "LSTM layers of the phone recognizer.")
-flags.DEFINE_bool("per_bidirectional", True, "Bidirectional LSTMs.")
-flags.DEFINE_integer("per_epochs", 10, "Training epochs per layer.")
-flags.DEFINE_integer("per_batch_size", 16, "Utterances per training batch.")
-flags.DEFINE_float("per_learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_list("per_layers", None, "Layers to train recognizers on; default: every layer "
-                  "(phone_recognition, run) or the last one (over_training).")
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    """Common flags plus the recognizer's (`--per_*`)."""
+    cli.define_common_flags(flag_values)
+    integer, once = flags.DEFINE_integer, cli.define_once
+    once(integer, "per_units", 128, "LSTM units per direction of the phone recognizer.",
+         flag_values)
+    once(integer, "per_num_layers", 2, "LSTM layers of the phone recognizer.", flag_values)
+    once(flags.DEFINE_bool, "per_bidirectional", True, "Bidirectional LSTMs.", flag_values)
+    once(integer, "per_epochs", 10, "Training epochs per layer.", flag_values)
+    once(integer, "per_batch_size", 16, "Utterances per training batch.", flag_values)
+    once(flags.DEFINE_float, "per_learning_rate", 1e-3, "Adam learning rate.", flag_values)
+    once(flags.DEFINE_list, "per_layers", None, "Layers to train recognizers on; default: "
+         "every layer (phone_recognition, run) or the last one (over_training).", flag_values)
 
 
 def main(argv):
@@ -306,4 +313,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -106,9 +106,17 @@ def options_from_flags() -> RunOptions:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, f"At most {QUICK_MAX_SPEAKERS} speakers per split, a "
-                  f"small recognizer ({QUICK_RECOGNIZER.units} units, "
-                  f"{QUICK_RECOGNIZER.epochs} epochs) on the first and last layers.")
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    """Every probe's flags plus --quick."""
+    for probe in (broad_class, phone_recognition, tsne, critical_phones, similarity_matrix,
+                  over_training):
+        probe.define_flags(flag_values)
+    cli.define_once(flags.DEFINE_bool, "quick", False,
+                    f"At most {QUICK_MAX_SPEAKERS} speakers per split, a small recognizer "
+                    f"({QUICK_RECOGNIZER.units} units, {QUICK_RECOGNIZER.epochs} epochs) on "
+                    "the first and last layers.", flag_values)
 
 
 def main(argv):
@@ -129,4 +137,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

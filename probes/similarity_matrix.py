@@ -112,10 +112,17 @@ def run(embedder: FrameEmbedder, utterances, output_dir: str,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("same_speaker_pair", None, "Two utterance ids of one speaker (e.g. "
-                  "FCJF0_SA1,FCJF0_SA2); default: chosen from the split.")
-flags.DEFINE_list("different_speaker_pair", None, "Two utterance ids of two speakers.")
-flags.DEFINE_enum("similarity_split", "TEST", ["TRAIN", "TEST"], "Split to take them from.")
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    cli.define_common_flags(flag_values)
+    once = cli.define_once
+    once(flags.DEFINE_list, "same_speaker_pair", None, "Two utterance ids of one speaker "
+         "(e.g. FCJF0_SA1,FCJF0_SA2); default: chosen from the split.", flag_values)
+    once(flags.DEFINE_list, "different_speaker_pair", None,
+         "Two utterance ids of two speakers.", flag_values)
+    once(flags.DEFINE_enum, "similarity_split", "TEST", "Split to take them from.",
+         flag_values, enum_values=["TRAIN", "TEST"])
 
 
 def main(argv):
@@ -127,4 +134,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

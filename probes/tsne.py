@@ -92,7 +92,12 @@ def write_outputs(coordinates: dict[str, np.ndarray], classes: Sequence[str],
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("tsne_max_segments", 2000, "Phone segments in the t-SNE plot.")
+
+
+def define_flags(flag_values=FLAGS) -> None:
+    cli.define_common_flags(flag_values)
+    cli.define_once(flags.DEFINE_integer, "tsne_max_segments", 2000,
+                    "Phone segments in the t-SNE plot.", flag_values)
 
 
 def main(argv):
@@ -103,4 +108,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -205,6 +205,7 @@ def test_run_all_with_over_training(corpus, tmp_path, monkeypatch):
     out = tmp_path / "out"
     argv = ["run", f"--model_dir={model_dir}", f"--timit_dir={root}", f"--output_dir={out}",
             "--quick", "--per_layers=fc2"]
+    run_probes.define_flags()
     flags.FLAGS.unparse_flags()
     remaining = flags.FLAGS(argv)
     monkeypatch.setattr(run_probes, "QUICK_RECOGNIZER", TINY_RECOGNIZER)  # keep it fast
@@ -236,6 +237,7 @@ def test_run_all_with_over_training(corpus, tmp_path, monkeypatch):
 
 
 def test_cli_usage_errors(tmp_path):
+    broad_class.define_flags()
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["broad_class", f"--output_dir={tmp_path}"])
     try:
