@@ -1,7 +1,7 @@
 """Speaker verification on real speech: LibriSpeech recordings cut in halves.
 
     python benchmarks/librispeech_verification.py \
-        --saved_models="CNN fc2=/tmp/demo1/exports/demo_fc2/1,CNN fc1=/tmp/demo1/exports/demo_fc1/1" \
+        --saved_models="CNN fc2=$DEMO/exports/demo_fc2/1,CNN fc1=$DEMO/exports/demo_fc1/1" \
         --output_dir=/tmp/libri_verification
 
 The sample in `../shared/data/librispeech-251` holds one recording per speaker. Each is
@@ -190,21 +190,29 @@ def run_benchmark(librispeech_dir, saved_models: dict[str, str], output_dir,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_models", "", "Comma-separated name=SavedModel pairs (signature "
-                    "serving_default: waveform, lengths -> embedding). The MFCC mean+std "
-                    "baseline is always added.")
-flags.DEFINE_string("librispeech_dir", str(DEFAULT_LIBRISPEECH_DIR),
-                    "Folder of SPEAKER-CHAPTER-UTT.flac files (one per speaker) and "
-                    "SPEAKERS.TXT.")
-flags.DEFINE_string("output_dir", None, "Where trials, embeddings, scores and the report go.")
-flags.DEFINE_integer("backend_speakers", 125, "Speakers that train the PLDA backend; the "
-                     "rest are test speakers.", lower_bound=2)
-flags.DEFINE_integer("lda_dim", 200, "LDA dimension before PLDA (capped by the number of "
-                     "backend speakers - 1 and the embedding dimension).", lower_bound=0)
-flags.DEFINE_integer("max_speakers", 0, "Use only the first N files (0: all); for quick "
-                     "checks.", lower_bound=0)
-flags.DEFINE_integer("seed", 0, "Seed of the backend/test speaker split.")
-flags.mark_flag_as_required("output_dir")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the CLI's flags; called only when run as a program, so tests can import
+    this module's functions without defining flags."""
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("saved_models", "", "Comma-separated name=SavedModel pairs "
+                        "(signature serving_default: waveform, lengths -> embedding). The "
+                        "MFCC mean+std baseline is always added.", **define)
+    flags.DEFINE_string("librispeech_dir", str(DEFAULT_LIBRISPEECH_DIR),
+                        "Folder of SPEAKER-CHAPTER-UTT.flac files (one per speaker) and "
+                        "SPEAKERS.TXT.", **define)
+    flags.DEFINE_string("output_dir", None, "Where trials, embeddings, scores and the "
+                        "report go.", **define)
+    flags.DEFINE_integer("backend_speakers", 125, "Speakers that train the PLDA backend; "
+                         "the rest are test speakers.", lower_bound=2, **define)
+    flags.DEFINE_integer("lda_dim", 200, "LDA dimension before PLDA (capped by the number "
+                         "of backend speakers - 1 and the embedding dimension).",
+                         lower_bound=0, **define)
+    flags.DEFINE_integer("max_speakers", 0, "Use only the first N files (0: all); for "
+                         "quick checks.", lower_bound=0, **define)
+    flags.DEFINE_integer("seed", 0, "Seed of the backend/test speaker split.", **define)
+    flags.mark_flag_as_required("output_dir", **define)
 
 
 def main(argv):
@@ -233,4 +241,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

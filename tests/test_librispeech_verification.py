@@ -21,7 +21,8 @@ def _utt(utt_id, speaker, num_samples):
     return LoadedUtterance(utt_id, speaker, np.arange(num_samples, dtype=np.float32))
 
 
-def _benchmark_module():
+@pytest.fixture(scope="module")
+def benchmark_module():
     spec = importlib.util.spec_from_file_location("librispeech_verification", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -93,8 +94,8 @@ def test_speaker_split_is_disjoint_seeded_and_stratified():
         split_speakers(speakers, 10, strata={"spk00": "F"})
 
 
-def test_speakers_txt_errors_name_file_and_line(tmp_path):
-    module = _benchmark_module()
+def test_speakers_txt_errors_name_file_and_line(benchmark_module, tmp_path):
+    module = benchmark_module
     path = tmp_path / "SPEAKERS.TXT"
     path.write_text(";ID |SEX| SUBSET | MINUTES | NAME\n14 | F | x | 1.0 | A B\n"
                     "17   | M | y | 2.0 | C\n")
@@ -104,8 +105,9 @@ def test_speakers_txt_errors_name_file_and_line(tmp_path):
         module.read_speaker_sexes(path)
 
 
-def test_benchmark_on_real_speech_baseline_only(librispeech_dir, tmp_path):
-    module = _benchmark_module()
+def test_benchmark_on_real_speech_baseline_only(benchmark_module, librispeech_dir,
+                                                tmp_path):
+    module = benchmark_module
     summary = module.run_benchmark(librispeech_dir, {}, tmp_path, backend_speakers=6,
                                    seed=0, max_speakers=12)
     assert summary["speakers"]["backend"] == 6 and summary["speakers"]["test"] == 6
