@@ -180,3 +180,38 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
     assert metrics["step"] == final
     # Staircase: 0.01 * 0.5 ** floor(step / 10), evaluated at the optimiser's iteration.
     assert metrics["learning_rate"] == pytest.approx(0.01 * 0.5 ** (final // 10))
+
+
+@pytest.mark.parametrize("options", [
+    dict(features_on_device=True, augment_probability=0.5),
+    dict(mixed_precision="mixed_bfloat16"),
+    dict(mixed_precision="mixed_float16"),
+    dict(xla=True),
+    dict(spec=spec_lib.ModelSpec(pooling="attentive", batch_norm=True, head="aam_softmax",
+                                 margin=0.2, **TINY), margin_warmup_steps=(1, 3)),
+    dict(spec=spec_lib.ModelSpec(architecture="xvector", conv_filters=(32, 32, 32, 32, 64),
+                                 fc_units=(32, 32))),
+    dict(spec=spec_lib.ModelSpec(architecture="frame_level_cnn", **TINY),
+         optimizer="sgd", momentum=0.9, lr_schedule="cosine", warmup_steps=2),
+], ids=["features_on_device", "bfloat16", "float16", "xla", "aam_attentive_bn", "xvector",
+        "frame_level_sgd_cosine"])
+def test_training_options_run_and_stay_finite(voxceleb_shards, tmp_path, options):
+    import math
+
+    import keras
+
+    augmentation = os.path.join(os.path.dirname(voxceleb_shards["corpus"]), "aug")
+    if options.get("augment_probability"):
+        from tfspk.synth import corpus
+        if not os.path.exists(os.path.join(augmentation, "summary.json")):
+            corpus.generate_augmentation(augmentation, num_speakers=2, utts_per_speaker=2,
+                                         num_noise=2, num_music=2, rooms_per_size=1,
+                                         rirs_per_room=1)
+        options = dict(options, augmentation_data=augmentation)
+    try:
+        result = trainer.train(tiny_config(voxceleb_shards, tmp_path, max_steps=4, log_every=2,
+                                           batch_size=8, **options))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["step"] == 4
+    assert math.isfinite(result["loss"])

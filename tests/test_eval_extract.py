@@ -1,0 +1,95 @@
+"""eval.extract and eval.baseline: real audio through an exported SavedModel."""
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+import export_fixtures as fx
+from eval import baseline, embeddings as embeddings_io, extract
+from tfspk import export, features, schema
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extract")
+    spec = fx.tiny_spec()
+    fx.make_model_dir(str(root / "run"), spec)
+    path = export.export_saved_model(str(root / "run"), str(root / "models" / "spk"),
+                                     warmup=False)
+    return root, path
+
+
+@pytest.fixture(scope="module")
+def manifest(exported, librispeech_dir):
+    root, _ = exported
+    lines = []
+    for i, name in enumerate(sorted(os.listdir(librispeech_dir))[:5]):
+        if name.endswith(".flac"):
+            lines.append(f"{librispeech_dir / name}\tspk{i}\tutt{i}")
+    path = root / "manifest.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_batched_extraction_equals_one_utterance_at_a_time(exported, manifest):
+    _, saved_model = exported
+    utterances = list(extract.read_corpus("manifest", str(manifest)))
+    ids, speakers, batched = extract.extract_embeddings(saved_model, utterances, batch_size=4,
+                                                        progress=False)
+    assert ids == [f"utt{i}" for i in range(len(ids))]
+    assert speakers == [f"spk{i}" for i in range(len(ids))]
+    for row, utt in enumerate(utterances):
+        _, _, alone = extract.extract_embeddings(saved_model, [utt], progress=False)
+        np.testing.assert_allclose(batched[row], alone[0], atol=1e-4)
+
+
+def test_tfrecords_input_matches_audio_files(exported, manifest, tmp_path):
+    _, saved_model = exported
+    utterances = list(extract.read_corpus("manifest", str(manifest)))
+    import tensorflow as tf
+    shard = tmp_path / "test-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for utt in utterances:
+            pcm = np.round(utt.waveform * 32768).clip(-32768, 32767).astype(np.int16)
+            writer.write(schema.serialize_example(utt.utt_id, utt.speaker, -1, pcm, 16000))
+    from_files = extract.extract_embeddings(saved_model, utterances, progress=False)
+    from_shards = extract.extract_embeddings(
+        saved_model, extract.read_corpus("tfrecords", str(tmp_path / "test-*.tfrecord")),
+        progress=False)
+    assert from_files[0] == from_shards[0]
+    np.testing.assert_allclose(from_files[2], from_shards[2], atol=1e-3)
+
+
+def test_too_short_utterance_is_named(exported, tmp_path):
+    _, saved_model = exported
+    utt = extract.LoadedUtterance("tiny_one", "s", np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match="tiny_one"):
+        extract.extract_embeddings(saved_model, [utt], progress=False)
+
+
+def test_baseline_is_mean_and_std_of_kaldi_mfcc(librispeech_dir):
+    path = sorted(librispeech_dir.glob("*.flac"))[0]
+    waveform, rate = soundfile.read(path, dtype="float32")
+    vector = baseline.mfcc_mean_std(waveform, rate)
+    frames = features.kaldi_mfcc(waveform, rate, num_mel_bins=40, num_ceps=40).numpy()
+    np.testing.assert_allclose(vector[:40], frames.mean(0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(vector[40:], frames.std(0), rtol=1e-5, atol=1e-4)
+
+
+def test_cli_writes_an_npz_without_pickles(exported, manifest, tmp_path):
+    import subprocess
+    import sys
+
+    _, saved_model = exported
+    output = tmp_path / "emb.npz"
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.extract", f"--saved_model={saved_model}",
+         "--input_format=manifest", f"--input={manifest}", f"--output={output}"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(output, allow_pickle=False) as data:
+        assert data["embeddings"].shape[0] == 5
+    loaded = embeddings_io.load_embeddings(output)
+    assert list(loaded.ids) == [f"utt{i}" for i in range(5)]
