@@ -58,29 +58,18 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000
         yield LoadedUtterance(utt.utt_id, utt.speaker, waveform)
 
 
-def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
-                       max_batch_samples: int = 16000 * 240, signature: str = "serving_default",
-                       output_key: str = "embedding", progress: bool = True):
-    """Runs the SavedModel over `utterances`; returns (ids, speakers, [N, D] float32)."""
-    model = tf.saved_model.load(saved_model)
-    if signature not in model.signatures:
-        raise ValueError(f"{saved_model}: no signature {signature!r}; "
-                         f"has {sorted(model.signatures)}")
-    serve = model.signatures[signature]
-    loaded = list(tqdm(utterances, desc="reading audio", unit="utt", disable=not progress,
-                       file=sys.stderr))
-    order = sorted(range(len(loaded)), key=lambda i: len(loaded[i].waveform))
-    embeddings: list[np.ndarray | None] = [None] * len(loaded)
-    bar = tqdm(total=len(loaded), desc="embedding", unit="utt", disable=not progress,
-               file=sys.stderr)
+def _embed_window(serve, window, batch_size, max_batch_samples, output_key):
+    """Embeds a list of utterances, batching them shortest first; returns [n, D]."""
+    order = sorted(range(len(window)), key=lambda i: len(window[i].waveform))
+    embeddings: list[np.ndarray | None] = [None] * len(window)
     start = 0
     while start < len(order):
-        # Longest row decides the padded width: cap rows x width to bound memory.
+        # The longest row decides the padded width: cap rows x width to bound memory.
         end = start + 1
         while (end < len(order) and end - start < batch_size
-               and (end - start + 1) * len(loaded[order[end]].waveform) <= max_batch_samples):
+               and (end - start + 1) * len(window[order[end]].waveform) <= max_batch_samples):
             end += 1
-        rows = [loaded[i].waveform for i in order[start:end]]
+        rows = [window[i].waveform for i in order[start:end]]
         lengths = np.array([len(w) for w in rows], np.int32)
         batch = np.zeros((len(rows), lengths.max()), np.float32)
         for r, w in enumerate(rows):
@@ -88,18 +77,47 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
         try:
             output = serve(waveform=tf.constant(batch), lengths=tf.constant(lengths))
         except tf.errors.InvalidArgumentError as error:
-            ids = [loaded[i].utt_id for i in order[start:end]]
+            ids = [window[i].utt_id for i in order[start:end]]
             raise ValueError(f"utterances {ids}: {error.message}") from error
         values = output[output_key].numpy()
         for r, i in enumerate(order[start:end]):
             embeddings[i] = values[r]
-        bar.update(end - start)
         start = end
+    return np.stack(embeddings).astype(np.float32)
+
+
+def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
+                       max_batch_samples: int = 16000 * 240, window_size: int = 2048,
+                       signature: str = "serving_default", output_key: str = "embedding",
+                       progress: bool = True):
+    """Runs the SavedModel over `utterances`; returns (ids, speakers, [N, D] float32).
+
+    Utterances stream through in windows of `window_size`, each sorted by length before
+    batching, so memory stays bounded on VoxCeleb-sized corpora while padding stays small.
+    """
+    model = tf.saved_model.load(saved_model)
+    if signature not in model.signatures:
+        raise ValueError(f"{saved_model}: no signature {signature!r}; "
+                         f"has {sorted(model.signatures)}")
+    serve = model.signatures[signature]
+    ids, speakers, chunks, window = [], [], [], []
+    bar = tqdm(desc="embedding", unit="utt", disable=not progress, file=sys.stderr)
+
+    def flush():
+        chunks.append(_embed_window(serve, window, batch_size, max_batch_samples, output_key))
+        bar.update(len(window))
+        window.clear()
+
+    for utt in utterances:
+        ids.append(utt.utt_id)
+        speakers.append(utt.speaker)
+        window.append(utt)
+        if len(window) >= window_size:
+            flush()
+    if window:
+        flush()
     bar.close()
-    ids = [u.utt_id for u in loaded]
-    speakers = [u.speaker for u in loaded]
-    matrix = (np.stack(embeddings).astype(np.float32) if loaded
-              else np.zeros((0, 0), np.float32))
+    matrix = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
     return ids, speakers, matrix
 
 

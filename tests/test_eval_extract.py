@@ -93,3 +93,13 @@ def test_cli_writes_an_npz_without_pickles(exported, manifest, tmp_path):
         assert data["embeddings"].shape[0] == 5
     loaded = embeddings_io.load_embeddings(output)
     assert list(loaded.ids) == [f"utt{i}" for i in range(5)]
+
+
+def test_streaming_windows_give_the_same_embeddings(exported, manifest):
+    _, saved_model = exported
+    utterances = list(extract.read_corpus("manifest", str(manifest)))
+    whole = extract.extract_embeddings(saved_model, utterances, progress=False)
+    windowed = extract.extract_embeddings(saved_model, iter(utterances), window_size=2,
+                                          progress=False)
+    assert whole[0] == windowed[0]
+    np.testing.assert_allclose(whole[2], windowed[2], atol=1e-4)
