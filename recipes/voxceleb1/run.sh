@@ -88,9 +88,7 @@ else
   augmentation="$work_dir/augmentation"
   train_config="${train_config:-$repo/configs/paper_voxceleb1.flags}"
   num_train_shards="${num_train_shards:-64}"; num_test_shards="${num_test_shards:-8}"
-  # eval.extract holds a set's audio in memory: all of dev would be ~80 GB of float32,
-  # the first ten shards (~15%: about 23k utterances, ~19 per speaker) about 12 GB.
-  backend_data="${backend_data:-$work_dir/data/train-0000?-of-*.tfrecord}"
+  backend_data="${backend_data:-$work_dir/data/train-*.tfrecord}"
 fi
 data="$work_dir/data"
 model_dir="$work_dir/model"
