@@ -36,7 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 from eval import baseline, extract, halves, report, score  # noqa: E402
 from eval.embeddings import save_embeddings  # noqa: E402
-from tfspk import audio  # noqa: E402
+from tfspk import audio, trials as trials_lib  # noqa: E402
 from tfspk.corpora.records import CorpusFormatError  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def run_benchmark(librispeech_dir, saved_models: dict[str, str], output_dir,
     test_halves = [u for u in test if u.speaker not in backend_ids]
     trials = halves.all_pairs_trials(test_enrollment, test_halves)
     trials_path = output / "trials.txt"
-    halves.write_voxceleb_trials(trials_path, trials)
+    trials_lib.write_voxceleb_trials(trials_path, trials)
     with open(output / "speakers.tsv", "w", encoding="utf-8") as stream:
         stream.writelines(f"{s}\t{sexes[s]}\t{'backend' if s in backend_ids else 'test'}\n"
                           for s in sorted(sexes))

@@ -2,7 +2,7 @@
 
 Generates a clean corpus (default 50 speakers x 10 utterances at the default --spread),
 represents each utterance by the mean and standard deviation of its 40-dim Kaldi MFCCs
-(kaldi-native-fbank, 40 mel bins), scores every pair of utterances by cosine similarity and
+(`eval.baseline`, tfspk's Kaldi-compatible MFCC, 40 mel bins), scores every pair of utterances by cosine similarity and
 prints the equal error rate. The default spread is calibrated so that this lands between
 5% and 35%: hard enough that a learned embedding has something to learn, easy enough that
 training signal exists.
@@ -14,11 +14,11 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import kaldi_native_fbank as knf  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from eval.baseline import mfcc_mean_std  # noqa: E402
 from tfspk import metrics  # noqa: E402
 from tfspk.synth import corpus  # noqa: E402
 
@@ -30,21 +30,6 @@ flags.DEFINE_integer("num_workers", 2, "Synthesis processes.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
-def mfcc_mean_std(path):
-    """Per-utterance [mean, std] of 40-dim Kaldi MFCCs."""
-    samples, rate = soundfile.read(path, dtype="float32")
-    options = knf.MfccOptions()
-    options.frame_opts.samp_freq = rate
-    options.frame_opts.dither = 0.0
-    options.mel_opts.num_bins = 40
-    options.num_ceps = 40
-    computer = knf.OnlineMfcc(options)
-    computer.accept_waveform(rate, (samples * 32768.0).tolist())
-    computer.input_finished()
-    frames = np.array([computer.get_frame(i) for i in range(computer.num_frames_ready)])
-    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
-
-
 def baseline_eer(root):
     """EER (fraction) of cosine-scored MFCC mean+std over all utterance pairs under root/wav."""
     paths, speakers = [], []
@@ -54,7 +39,8 @@ def baseline_eer(root):
             for name in sorted(files):
                 paths.append(os.path.join(directory, name))
                 speakers.append(speaker)
-    embeddings = np.stack([mfcc_mean_std(path) for path in paths])
+    embeddings = np.stack([mfcc_mean_std(*soundfile.read(path, dtype="float32"))
+                           for path in paths])
     embeddings -= embeddings.mean(axis=0)  # centre: cosine of raw MFCC stats is all ~1
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     scores = embeddings @ embeddings.T

@@ -127,17 +127,3 @@ def all_pairs_trials(enrollment: Sequence[LoadedUtterance], test: Sequence[Loade
         raise ValueError(f"no {missing} trials among the {len(trials)} pairs of "
                          f"{len(enrollment)} enrollment and {len(test)} test utterances")
     return trials
-
-
-def write_voxceleb_trials(path: os.PathLike | str, trials: Sequence[Trial]) -> None:
-    """Writes `label enroll test` lines (VoxCeleb's `veri_test.txt` format)."""
-    for trial in trials:
-        for utt_id in (trial.enroll, trial.test):
-            if not utt_id or any(c.isspace() for c in utt_id):
-                raise ValueError(f"utterance id {utt_id!r} is empty or holds whitespace: "
-                                 "it cannot be written to a trial list")
-    directory = os.path.dirname(os.fspath(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.writelines(f"{t.label} {t.enroll} {t.test}\n" for t in trials)

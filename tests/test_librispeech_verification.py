@@ -9,9 +9,9 @@ import pytest
 
 from eval.extract import LoadedUtterance
 from eval.halves import (ENROLL_SUFFIX, TEST_SUFFIX, all_pairs_trials, split_in_halves,
-                         split_speakers, write_voxceleb_trials)
+                         split_speakers)
 from tfspk.corpora.records import CorpusFormatError
-from tfspk.trials import read_trials
+from tfspk.trials import read_trials, write_voxceleb_trials
 
 BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / \
     "librispeech_verification.py"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from tfspk.corpora.records import LocatedError, read_table
 
@@ -90,3 +90,17 @@ def _parse(fields: list[str], kind: str, path, number: int) -> Trial:
 def _strip_audio_extension(name: str) -> str:
     stem, extension = os.path.splitext(name)
     return stem if extension.lower() in AUDIO_EXTENSIONS else name
+
+
+def write_voxceleb_trials(path: os.PathLike | str, trials: Sequence[Trial]) -> None:
+    """Writes `label enroll test` lines (VoxCeleb's `veri_test.txt` format)."""
+    for trial in trials:
+        for utt_id in (trial.enroll, trial.test):
+            if not utt_id or any(c.isspace() for c in utt_id):
+                raise ValueError(f"utterance id {utt_id!r} is empty or holds whitespace: "
+                                 "it cannot be written to a trial list")
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.writelines(f"{t.label} {t.enroll} {t.test}\n" for t in trials)

@@ -27,6 +27,7 @@ import tqdm
 
 from tfspk.synth import alignment, espeak, music, noise, rir, sentences, sphere, voices
 from tfspk.synth.workers import run_isolated
+from tfspk.trials import Trial, write_voxceleb_trials
 
 SAMPLE_RATE = 16000
 # Calibrated with benchmarks/synth_baseline_eer.py: per-utterance MFCC mean+std cosine
@@ -199,8 +200,8 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
                          2 if number >= utts_per_speaker - 2 * held_out else 1)
                 handle.write(f"{split} {path}\n")
     trials = _verification_trials(corpus_rng, [s for s in speakers if s in test_speakers], paths)
-    with open(os.path.join(output_dir, "veri_test.txt"), "w", encoding="utf-8") as handle:
-        handle.writelines(f"{label} {enroll} {test}\n" for label, enroll, test in trials)
+    write_voxceleb_trials(os.path.join(output_dir, "veri_test.txt"),
+                          [Trial(label, enroll, test) for label, enroll, test in trials])
     with open(os.path.join(output_dir, "vox1_meta.csv"), "w", encoding="utf-8",
               newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
