@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import platform
 import sys
@@ -14,9 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfspk import model_spec as spec_lib
+from tfspk.layers.margin import linear_margin_schedule
 from tfspk.training import checkpointing, optim, strategies, summaries
-
-logger = logging.getLogger("tfspk.train")
 
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 
@@ -134,6 +132,46 @@ def _make_train_dataset(config, spec, seed):
     return dataset_fn
 
 
+def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConfig):
+    """One distributed optimisation step: `train_step(iterator) -> (loss, correct)`.
+
+    The loss is averaged over the *global* batch on each replica and the gradients are
+    summed across replicas, so any number of replicas gives the one-device update.
+    """
+    global_batch = config.batch_size
+
+    def step_fn(inputs, labels):
+        labels = tf.cast(labels, tf.int32)
+        with tf.GradientTape() as tape:
+            if config.features_on_device:
+                from tfspk import data
+                inputs = data.device_augment_and_features(inputs, frontend)
+            logits = tf.cast(classifier(inputs, labels=labels, training=True), tf.float32)
+            per_example = keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if classifier.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(classifier.losses))
+            # LossScaleOptimizer (mixed_float16) scales up against gradient underflow.
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        variables = classifier.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                                 labels), tf.float32))
+        return loss, correct
+
+    replica_fn = tf.function(step_fn, jit_compile=True) if config.xla else step_fn
+
+    @tf.function
+    def train_step(iterator):
+        inputs, labels = next(iterator)
+        loss, correct = strategy.run(replica_fn, args=(inputs, labels))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    return train_step
+
+
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) in `config.model_dir`; returns the final step's metrics."""
     if config.mixed_precision not in MIXED_PRECISION:
@@ -183,41 +221,11 @@ def train(config: TrainConfig) -> dict:
     iterator = iter(dataset)
 
     global_batch = config.batch_size
+    train_step = make_train_step(strategy, classifier, optimizer, frontend, config)
+    writer = tf.summary.create_file_writer(os.path.join(manager.directory, "summaries")
+                                           if not chief else
+                                           os.path.join(config.model_dir, "train"))
     margin_start, margin_end = config.margin_warmup_steps
-
-    def step_fn(inputs, labels):
-        labels = tf.cast(labels, tf.int32)
-        with tf.GradientTape() as tape:
-            if config.features_on_device:
-                from tfspk import data
-                inputs = data.device_augment_and_features(inputs, frontend)
-            logits = classifier(inputs, labels=labels, training=True)
-            logits = tf.cast(logits, tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            if classifier.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(classifier.losses))
-            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        variables = classifier.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(gradients, variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                                 labels), tf.float32))
-        return loss, correct
-
-    replica_fn = tf.function(step_fn, jit_compile=True) if config.xla else step_fn
-
-    @tf.function
-    def train_step(iterator):
-        inputs, labels = next(iterator)
-        loss, correct = strategy.run(replica_fn, args=(inputs, labels))
-        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
-
-    writer = tf.summary.create_file_writer(
-        os.path.join(config.model_dir, "train") if chief else
-        os.path.join(checkpointing.checkpoint_directory(config.model_dir, False, strategies.worker_index(strategy)), "summaries"))
     stop = checkpointing.StopRequest()
     step = start_step
     window_loss, window_correct, window_steps = 0.0, 0.0, 0
@@ -226,8 +234,8 @@ def train(config: TrainConfig) -> dict:
     try:
         while step < config.max_steps and not stop.requested:
             if margin_end > margin_start and spec.head != "softmax":
-                fraction = min(1.0, max(0.0, (step - margin_start) / (margin_end - margin_start)))
-                classifier.head.set_margin(spec.margin * fraction)
+                classifier.head.set_margin(linear_margin_schedule(
+                    step, margin_start, margin_end, spec.margin))
             trace = chief and config.record_graph and step == start_step
             if trace:
                 tf.summary.trace_on(graph=True, profiler=False)
