@@ -60,13 +60,13 @@ class RecognizerConfig:
     units: int = 64
     num_layers: int = 2
     bidirectional: bool = True
-    epochs: int = 8
-    batch_size: int = 16
+    epochs: int = 6
+    batch_size: int = 128        # sequences per batch: utterances (ctc) or pieces
+    learning_rate: float = 1e-2
     #: framewise: train on pieces of this many frames (0: whole utterances). Short pieces
     #: make wide batches of short sequences, which a CPU runs far faster than few long
     #: ones; dense frame labels lose nothing but some context at the piece ends.
-    chunk_frames: int = 0
-    learning_rate: float = 3e-3
+    chunk_frames: int = 32
     clip_norm: float = 5.0
     seed: int = 0
 
@@ -428,7 +428,7 @@ def config_from_flags() -> RecognizerConfig:
                             num_layers=FLAGS.per_num_layers,
                             bidirectional=FLAGS.per_bidirectional, epochs=FLAGS.per_epochs,
                             batch_size=FLAGS.per_batch_size,
-                            learning_rate=FLAGS.per_learning_rate, seed=FLAGS.seed)
+                            chunk_frames=FLAGS.per_chunk_frames, learning_rate=FLAGS.per_learning_rate, seed=FLAGS.seed)
 
 
 FLAGS = flags.FLAGS
@@ -449,7 +449,10 @@ def define_flags(flag_values=FLAGS) -> None:
     once(flags.DEFINE_bool, "per_bidirectional", default.bidirectional, "Bidirectional LSTMs.",
          flag_values)
     once(integer, "per_epochs", default.epochs, "Training epochs per layer.", flag_values)
-    once(integer, "per_batch_size", default.batch_size, "Utterances per training batch.",
+    once(integer, "per_batch_size", default.batch_size, "Sequences per training batch: "
+         "utterances (ctc) or --per_chunk_frames pieces (framewise).", flag_values)
+    once(integer, "per_chunk_frames", default.chunk_frames, "framewise: train on pieces of "
+         "this many frames (0: whole utterances); decoding always sees whole utterances.",
          flag_values)
     once(flags.DEFINE_float, "per_learning_rate", default.learning_rate, "Adam learning rate.",
          flag_values)

@@ -97,7 +97,7 @@ def options_from_flags() -> RunOptions:
     config = phone_recognition.config_from_flags()
     per_layers, tsne_segments = FLAGS.per_layers, FLAGS.tsne_max_segments
     if FLAGS.quick:
-        config = dataclasses.replace(QUICK_RECOGNIZER, seed=FLAGS.seed)
+        config = dataclasses.replace(QUICK_RECOGNIZER, loss=config.loss, seed=FLAGS.seed)
         tsne_segments = min(tsne_segments, QUICK_TSNE_SEGMENTS)
     return RunOptions(recognizer=config, per_layers=per_layers,
                       tsne_max_segments=tsne_segments, critical_layer=FLAGS.critical_layer,

@@ -1,6 +1,7 @@
 """Every probe end to end on a tone-coded TIMIT-layout corpus, with oracle, noise and tiny
 random-CNN embedders; `probes.run` over a tiny training run."""
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -109,23 +110,28 @@ def test_broad_class_outputs_on_tiny_model(corpus, tiny, tmp_path):
     assert len(open(report).read().splitlines()[2:]) == 5
 
 
-def test_phone_recognition_trains_and_scores_per(corpus, tmp_path):
+@pytest.mark.parametrize("loss", phone_recognition.LOSSES)
+def test_phone_recognition_trains_and_scores_per(corpus, tmp_path, loss):
     _, train, test = corpus
+    config = dataclasses.replace(TINY_RECOGNIZER, loss=loss)
     results = phone_recognition.phone_error_rates(
-        pf.oracle_embedder(), train, test, ["phone_onehot"], TINY_RECOGNIZER, progress=False)
+        pf.oracle_embedder(), train, test, ["phone_onehot"], config, progress=False)
     result = results["phone_onehot"]
     expected_phones = sum(len(utt.phones) for utt in test)   # no q in the tone corpus
     assert result.counts.reference_length == expected_phones
     assert result.losses[-1] < result.losses[0]
     assert 0.0 <= result.per <= result.counts.errors / expected_phones + 1e-9
-    artifacts = phone_recognition.write_outputs(results, TINY_RECOGNIZER, str(tmp_path))
+    assert (result.frame_accuracy is None) == (loss == "ctc")
+    artifacts = phone_recognition.write_outputs(results, config, str(tmp_path))
     row = _read_csv(tmp_path / "phone_error_rate.csv")[0]
     assert float(row["per"]) == pytest.approx(result.per, abs=1e-6)
+    assert json.loads((tmp_path / "phone_recognition.json").read_text())["config"]["loss"] \
+        == loss
     assert all(os.path.getsize(a.path) > 0 for a in artifacts)
 
 
 def test_default_recognizer_is_a_two_layer_bilstm():
-    model = phone_recognition.CtcPhoneRecognizer(len(phone_recognition.SYMBOLS), units=4)
+    model = phone_recognition.PhoneRecognizer(len(phone_recognition.SYMBOLS), units=4)
     frames = np.zeros((2, 9, 3), np.float32)
     frames[0, 5:] = 100.0   # padding of row 0 must not change its valid outputs
     logits = model((frames, np.array([5, 9], np.int32)))
@@ -133,7 +139,7 @@ def test_default_recognizer_is_a_two_layer_bilstm():
     assert logits.shape == (2, 9, 40)
     np.testing.assert_allclose(np.asarray(logits)[0, :5], np.asarray(clean)[0], atol=1e-5)
     assert [layer.name for layer in model.recurrent] == ["bilstm1", "bilstm2"]
-    restored = phone_recognition.CtcPhoneRecognizer.from_config(model.get_config())
+    restored = phone_recognition.PhoneRecognizer.from_config(model.get_config())
     assert (restored.units, restored.num_layers, restored.bidirectional) == (4, 2, True)
 
 
