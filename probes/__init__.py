@@ -5,7 +5,8 @@ Every probe reads a model through `probes.frames.FrameEmbedder` (a SavedModel ex
 corpus, and writes PNG figures, CSV/JSON tables and one line per file in `report.md`:
 
 - `probes.broad_class`: nearest-centroid broad-class accuracy per layer, confusions (Fig. 5)
-- `probes.phone_recognition`: BiLSTM-CTC phone error rate per layer (Fig. 2)
+- `probes.phone_recognition`: BiLSTM phone recognizer (framewise cross-entropy or CTC),
+  phone error rate per layer with 39-phone folding (Fig. 2)
 - `probes.tsne`: t-SNE of phone-segment embeddings, first vs last layer (Fig. 6)
 - `probes.critical_phones`: highest/lowest speaker-similarity phones (Fig. 7)
 - `probes.similarity_matrix`: frame-by-frame cosine similarity of two utterances (Fig. 8)

@@ -118,7 +118,9 @@ def test_oracle_one_hot_phones_give_near_zero_per(tone_corpus):
     oracle = result["phone_onehot"]
     assert oracle.counts.reference_length == sum(len(utt.phones) for utt in test)
     assert oracle.frame_accuracy > 0.95
-    assert oracle.per < floor.error_rate + 0.05
+    # Run merging only ever deletes; beyond it the oracle makes (almost) no error.
+    assert floor.substitutions == floor.insertions == 0 and floor.error_rate < 0.2
+    assert oracle.per - floor.error_rate < 0.02
     assert result["noise"].per > 0.6 > oracle.per + 0.4
     assert oracle.losses[-1] < 0.3 * oracle.losses[0]
 
