@@ -137,7 +137,12 @@ def run_demo(output_dir: str, num_speakers: int = 60, utts_per_speaker: int = 12
         print(f.read())
     if probes:
         with open(os.path.join(probes_dir, "results.json"), encoding="utf-8") as f:
-            print("probes:", json.dumps(json.load(f), indent=1)[:2000])
+            results = json.load(f)
+        print("| layer | broad-class accuracy | phone error rate |\n| --- | ---: | ---: |")
+        for layer in results["layers"]:
+            accuracy = results["broad_class_accuracy"].get(layer)
+            per = results["phone_error_rate"].get(layer)
+            print(f"| {layer} | {accuracy:.3f} | " + (f"{per:.3f} |" if per is not None else "- |"))
         print(f"probe figures and tables: {summary['probes']}")
     print(f"TensorBoard: tensorboard --logdir={model_dir}")
     return summary
