@@ -8,7 +8,6 @@ the same pristine state however many workers there are and whatever the caller d
 """
 import multiprocessing
 import os
-import pickle
 import traceback
 
 _PRELOAD = ["tfspk.synth.corpus"]
@@ -20,24 +19,26 @@ class SynthJobError(RuntimeError):
 
 def _run_in_fresh_fork(function_and_job):
     function, job = function_and_job
-    read_fd, write_fd = os.pipe()
+    # A multiprocessing pipe between this worker and its own child: no untrusted data.
+    receiver, sender = multiprocessing.Pipe(duplex=False)
     pid = os.fork()
     if pid == 0:  # child: run the job, send (ok, value) back, exit without cleanup handlers
-        os.close(read_fd)
+        receiver.close()
         try:
-            payload = pickle.dumps((True, function(job)))
-        except BaseException:  # noqa: BLE001 - everything goes back to the parent
-            payload = pickle.dumps((False, traceback.format_exc()))
-        with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(payload)
-        os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not payload:
-        raise SynthJobError(f"job {job!r} died without a result (wait status {status})")
-    ok, value = pickle.loads(payload)
+            try:
+                sender.send((True, function(job)))
+            except BaseException:  # noqa: BLE001 - everything goes back to the parent
+                sender.send((False, traceback.format_exc()))
+        finally:
+            os._exit(0)
+    sender.close()
+    try:
+        ok, value = receiver.recv()
+    except EOFError:
+        _, status = os.waitpid(pid, 0)
+        raise SynthJobError(f"job {job!r} died without a result (wait status {status})") from None
+    os.waitpid(pid, 0)
+    receiver.close()
     if not ok:
         raise SynthJobError(f"job {job!r} failed:\n{value}")
     return value
