@@ -74,8 +74,12 @@ class StatsPooling(_LengthAwarePooling):
             raise ValueError(f"variance_floor must be >= 0, got {variance_floor}")
         self.variance_floor = float(variance_floor)
 
+    def frame_weights(self, frames, lengths):
+        """Per-frame weights summing to 1 over the valid frames: uniform here."""
+        return masked_weights(frames, lengths)
+
     def call(self, frames, lengths):
-        mean, variance = weighted_moments(frames, masked_weights(frames, lengths))
+        mean, variance = weighted_moments(frames, self.frame_weights(frames, lengths))
         std = floored_std(variance, self.variance_floor)
         return ops.cast(ops.concatenate([mean, std], axis=-1), self.compute_dtype)
 
@@ -89,7 +93,7 @@ class StatsPooling(_LengthAwarePooling):
 
 
 @keras.saving.register_keras_serializable(package="tfspk")
-class AttentiveStatsPooling(_LengthAwarePooling):
+class AttentiveStatsPooling(StatsPooling):
     """Attentive statistics pooling (Okabe, Koshinaka & Shinoda, Interspeech 2018).
 
     Frame scores `e_t = v^T f(W h_t + b) + k` (one score per frame) or, with
@@ -100,13 +104,12 @@ class AttentiveStatsPooling(_LengthAwarePooling):
 
     def __init__(self, hidden_units=128, channel_wise=False, activation="tanh",
                  variance_floor=DEFAULT_VARIANCE_FLOOR, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(variance_floor=variance_floor, **kwargs)
         if hidden_units < 1:
             raise ValueError(f"hidden_units must be >= 1, got {hidden_units}")
         self.hidden_units = int(hidden_units)
         self.channel_wise = bool(channel_wise)
         self.activation = keras.activations.get(activation)
-        self.variance_floor = float(variance_floor)
 
     def build(self, frames_shape, lengths_shape=None):
         super().build(frames_shape, lengths_shape)
@@ -121,7 +124,7 @@ class AttentiveStatsPooling(_LengthAwarePooling):
                                         dtype=self.dtype_policy)
         self.score.build((None, None, self.hidden_units))
 
-    def call(self, frames, lengths):
+    def frame_weights(self, frames, lengths):
         scores = ops.cast(self.score(self.hidden(frames)), "float32")
         mask = length_mask(lengths, ops.shape(frames)[1])[:, :, None]
         # Softmax restricted to valid frames; a row without valid frames gets
@@ -129,19 +132,12 @@ class AttentiveStatsPooling(_LengthAwarePooling):
         scores = ops.where(mask, scores, ops.full_like(scores, -1e30))
         scores = scores - ops.max(scores, axis=1, keepdims=True)
         unnormalised = ops.where(mask, ops.exp(scores), 0.0)
-        weights = unnormalised / ops.maximum(
+        return unnormalised / ops.maximum(
             ops.sum(unnormalised, axis=1, keepdims=True), 1e-30)
-        mean, variance = weighted_moments(frames, weights)
-        std = floored_std(variance, self.variance_floor)
-        return ops.cast(ops.concatenate([mean, std], axis=-1), self.compute_dtype)
-
-    def compute_output_shape(self, frames_shape, lengths_shape=None):
-        return (frames_shape[0], 2 * frames_shape[-1])
 
     def get_config(self):
         config = super().get_config()
         config.update(hidden_units=self.hidden_units,
                       channel_wise=self.channel_wise,
-                      activation=keras.activations.serialize(self.activation),
-                      variance_floor=self.variance_floor)
+                      activation=keras.activations.serialize(self.activation))
         return config
