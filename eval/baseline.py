@@ -39,17 +39,9 @@ def baseline_embeddings(utterances, sample_rate: int = 16000, progress: bool = T
 
 
 def define_flags(flag_values=flags.FLAGS):
-    from eval.extract import INPUT_FORMATS
+    from eval.extract import define_corpus_flags
 
-    flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.",
-                      flag_values=flag_values)
-    flags.DEFINE_string("input", None, "Corpus root, data dir, manifest or shard glob.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("output", None, "Output .npz (ids, embeddings, speakers).",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("sample_rate", 16000, "Sample rate.", flag_values=flag_values)
-    flags.mark_flags_as_required(["input_format", "input", "output"],
-                                 flag_values=flag_values)
+    define_corpus_flags(flag_values)
 
 
 def main(argv):

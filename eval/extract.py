@@ -121,21 +121,28 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
     return ids, speakers, matrix
 
 
-def define_flags(flag_values=flags.FLAGS):
-    """CLI flags; defined on demand so importing this module defines none."""
-    flags.DEFINE_string("saved_model", None, "Exported SavedModel directory "
-                        "(BASE/NAME/<version>).", flag_values=flag_values)
+def define_corpus_flags(flag_values=flags.FLAGS):
+    """--input_format, --input, --output, --sample_rate: shared by every corpus-to-npz CLI."""
     flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.",
                       flag_values=flag_values)
     flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir, manifest TSV or "
                         "shard glob.", flag_values=flag_values)
     flags.DEFINE_string("output", None, "Output .npz (ids, embeddings, speakers).",
                         flag_values=flag_values)
+    flags.DEFINE_integer("sample_rate", 16000, "Sample rate of the model / features.",
+                         flag_values=flag_values)
+    flags.mark_flags_as_required(["input_format", "input", "output"],
+                                 flag_values=flag_values)
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """CLI flags; defined on demand so importing this module defines none."""
+    define_corpus_flags(flag_values)
+    flags.DEFINE_string("saved_model", None, "Exported SavedModel directory "
+                        "(BASE/NAME/<version>).", flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 16, "Utterances per batch.", lower_bound=1,
                          flag_values=flag_values)
-    flags.DEFINE_integer("sample_rate", 16000, "Model sample rate.", flag_values=flag_values)
-    flags.mark_flags_as_required(["saved_model", "input_format", "input", "output"],
-                                 flag_values=flag_values)
+    flags.mark_flag_as_required("saved_model", flag_values=flag_values)
 
 
 def main(argv):
