@@ -12,13 +12,17 @@ from absl import app, flags
 from tfspk.shards import inspect as shard_inspect
 from tfspk.shards.metadata import splits_in
 
-flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.")
-flags.DEFINE_string("split", None, "Split to summarise (default: every split).")
-flags.DEFINE_integer("num_bins", 10, "Bins of the text histogram.", lower_bound=1)
-flags.DEFINE_boolean("plot", False, "Also write the histogram as a PNG.")
-flags.DEFINE_string("plot_dir", None, "Where PNGs go (default: --data_dir).")
-flags.mark_flag_as_required("data_dir")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """CLI flags; defined when run as a program, so importing this module defines none."""
+    flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.")
+    flags.DEFINE_string("split", None, "Split to summarise (default: every split).")
+    flags.DEFINE_integer("num_bins", 10, "Bins of the text histogram.", lower_bound=1)
+    flags.DEFINE_boolean("plot", False, "Also write the histogram as a PNG.")
+    flags.DEFINE_string("plot_dir", None, "Where PNGs go (default: --data_dir).")
+    flags.mark_flag_as_required("data_dir")
 
 
 def main(argv):
@@ -37,4 +41,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -12,10 +12,14 @@ from absl import app, flags
 
 from tfspk.shards.verify import verify_dir
 
-flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.")
-flags.DEFINE_string("split", None, "Split to check (default: every split in data_dir).")
-flags.mark_flag_as_required("data_dir")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """CLI flags; defined when run as a program, so importing this module defines none."""
+    flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.")
+    flags.DEFINE_string("split", None, "Split to check (default: every split in data_dir).")
+    flags.mark_flag_as_required("data_dir")
 
 
 def main(argv):
@@ -38,4 +42,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -18,59 +18,62 @@ from tfspk.training import optim, strategies, trainer
 
 FLAGS = flags.FLAGS
 
-# Where
-flags.DEFINE_string("model_dir", None, "Directory for checkpoints, TensorBoard logs and the model spec.")
-flags.DEFINE_string("train_data", None, "Glob of training TFRecord shards (tfrecords_tools.build).")
-flags.DEFINE_string("speakers_tsv", "", "Speaker label map; default: speakers.tsv beside the shards.")
-flags.DEFINE_string("validation_data", "", "Glob of validation shards (utterances named in the trials).")
-flags.DEFINE_string("validation_trials", "", "VoxCeleb- or Kaldi-format trial list for validation EER.")
-# Model
-flags.DEFINE_enum("architecture", "paper_cnn", list(spec_lib.ARCHITECTURES), "Network.")
-flags.DEFINE_enum("variant", "linear_fc1", ["linear_fc1", "relu_all"], "Paper CNN variant (Tables 2/4 vs Table 1).")
-flags.DEFINE_enum("pooling", "stats", ["stats", "attentive"], "Utterance pooling of paper_cnn.")
-flags.DEFINE_list("conv_filters", ["1000", "1000", "1000", "1500"], "Widths of the frame-level layers.")
-flags.DEFINE_list("fc_units", ["1500", "600"], "Widths of fc1 and fc2 (fc2 is the embedding).")
-flags.DEFINE_bool("batch_norm", False, "Batch normalisation after each hidden layer.")
-flags.DEFINE_enum("head", "softmax", list(spec_lib.HEADS), "Classification head.")
-flags.DEFINE_float("margin", 0.2, "Margin of am_softmax / aam_softmax.")
-flags.DEFINE_float("scale", 30.0, "Scale of am_softmax / aam_softmax.")
-flags.DEFINE_list("margin_warmup_steps", ["0", "0"], "Ramp the margin linearly from 0 between these steps.")
-flags.DEFINE_enum("embedding_layer", "fc2", ["fc1", "fc2"], "Embedding the head and validation use.")
-# Features
-flags.DEFINE_integer("num_mel_bins", 40, "Mel bins.")
-flags.DEFINE_integer("num_ceps", 40, "Cepstra (network input width).")
-flags.DEFINE_float("low_freq", 20.0, "Lowest mel-bank frequency (Hz).")
-flags.DEFINE_float("high_freq", 0.0, "Highest mel-bank frequency (Hz); <= 0 is an offset from Nyquist.")
-flags.DEFINE_enum("cmn", "utterance", ["utterance", "sliding", "none"], "Cepstral mean normalisation.")
-flags.DEFINE_integer("num_frames", 200, "Frames per training crop (200 = 2 s).")
-# Optimisation
-flags.DEFINE_integer("batch_size", 32, "Global batch size (split across replicas).")
-flags.DEFINE_integer("max_steps", 1000, "Total training steps.")
-flags.DEFINE_enum("optimizer", "sgd", list(optim.OPTIMIZERS), "Optimiser.")
-flags.DEFINE_float("learning_rate", 0.001, "Initial learning rate.")
-flags.DEFINE_enum("lr_schedule", "exponential", list(optim.SCHEDULES), "Learning-rate schedule.")
-flags.DEFINE_integer("lr_decay_steps", 50000, "Staircase decay period of the exponential schedule.")
-flags.DEFINE_float("lr_decay_rate", 0.98, "Decay factor per period.")
-flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps (cosine schedule).")
-flags.DEFINE_float("momentum", 0.0, "SGD momentum.")
-flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay.")
-flags.DEFINE_enum("mixed_precision", "none", list(trainer.MIXED_PRECISION), "Keras mixed-precision policy.")
-flags.DEFINE_bool("xla", False, "Compile the replica step with XLA.")
-# Data
-flags.DEFINE_string("augmentation_data", "", "Directory of augmentation sources (MUSAN/RIR TFRecords or trees).")
-flags.DEFINE_float("augment_probability", 0.0, "Probability of each augmentation type per example.")
-flags.DEFINE_bool("features_on_device", False, "Run augmentation and MFCC in the train step (accelerator).")
-flags.DEFINE_integer("shuffle_buffer", 2048, "Examples in the shuffle buffer.")
-flags.DEFINE_integer("seed", 0, "Seed for shuffling, cropping and augmentation.")
-# Distribution and bookkeeping
-flags.DEFINE_enum("strategy", "one_device", list(strategies.STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
-flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep (probes.over_training reads them all).")
-flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard logs.")
-flags.DEFINE_integer("validate_every", 1000, "Steps between validation EER computations.")
 
-flags.mark_flags_as_required(["model_dir", "train_data"])
+def define_flags():
+    """CLI flags; defined when run as a program, so importing this module defines none."""
+    # Where
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, TensorBoard logs and the model spec.")
+    flags.DEFINE_string("train_data", None, "Glob of training TFRecord shards (tfrecords_tools.build).")
+    flags.DEFINE_string("speakers_tsv", "", "Speaker label map; default: speakers.tsv beside the shards.")
+    flags.DEFINE_string("validation_data", "", "Glob of validation shards (utterances named in the trials).")
+    flags.DEFINE_string("validation_trials", "", "VoxCeleb- or Kaldi-format trial list for validation EER.")
+    # Model
+    flags.DEFINE_enum("architecture", "paper_cnn", list(spec_lib.ARCHITECTURES), "Network.")
+    flags.DEFINE_enum("variant", "linear_fc1", ["linear_fc1", "relu_all"], "Paper CNN variant (Tables 2/4 vs Table 1).")
+    flags.DEFINE_enum("pooling", "stats", ["stats", "attentive"], "Utterance pooling of paper_cnn.")
+    flags.DEFINE_list("conv_filters", ["1000", "1000", "1000", "1500"], "Widths of the frame-level layers.")
+    flags.DEFINE_list("fc_units", ["1500", "600"], "Widths of fc1 and fc2 (fc2 is the embedding).")
+    flags.DEFINE_bool("batch_norm", False, "Batch normalisation after each hidden layer.")
+    flags.DEFINE_enum("head", "softmax", list(spec_lib.HEADS), "Classification head.")
+    flags.DEFINE_float("margin", 0.2, "Margin of am_softmax / aam_softmax.")
+    flags.DEFINE_float("scale", 30.0, "Scale of am_softmax / aam_softmax.")
+    flags.DEFINE_list("margin_warmup_steps", ["0", "0"], "Ramp the margin linearly from 0 between these steps.")
+    flags.DEFINE_enum("embedding_layer", "fc2", ["fc1", "fc2"], "Embedding the head and validation use.")
+    # Features
+    flags.DEFINE_integer("num_mel_bins", 40, "Mel bins.")
+    flags.DEFINE_integer("num_ceps", 40, "Cepstra (network input width).")
+    flags.DEFINE_float("low_freq", 20.0, "Lowest mel-bank frequency (Hz).")
+    flags.DEFINE_float("high_freq", 0.0, "Highest mel-bank frequency (Hz); <= 0 is an offset from Nyquist.")
+    flags.DEFINE_enum("cmn", "utterance", ["utterance", "sliding", "none"], "Cepstral mean normalisation.")
+    flags.DEFINE_integer("num_frames", 200, "Frames per training crop (200 = 2 s).")
+    # Optimisation
+    flags.DEFINE_integer("batch_size", 32, "Global batch size (split across replicas).")
+    flags.DEFINE_integer("max_steps", 1000, "Total training steps.")
+    flags.DEFINE_enum("optimizer", "sgd", list(optim.OPTIMIZERS), "Optimiser.")
+    flags.DEFINE_float("learning_rate", 0.001, "Initial learning rate.")
+    flags.DEFINE_enum("lr_schedule", "exponential", list(optim.SCHEDULES), "Learning-rate schedule.")
+    flags.DEFINE_integer("lr_decay_steps", 50000, "Staircase decay period of the exponential schedule.")
+    flags.DEFINE_float("lr_decay_rate", 0.98, "Decay factor per period.")
+    flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps (cosine schedule).")
+    flags.DEFINE_float("momentum", 0.0, "SGD momentum.")
+    flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay.")
+    flags.DEFINE_enum("mixed_precision", "none", list(trainer.MIXED_PRECISION), "Keras mixed-precision policy.")
+    flags.DEFINE_bool("xla", False, "Compile the replica step with XLA.")
+    # Data
+    flags.DEFINE_string("augmentation_data", "", "Directory of augmentation sources (MUSAN/RIR TFRecords or trees).")
+    flags.DEFINE_float("augment_probability", 0.0, "Probability of each augmentation type per example.")
+    flags.DEFINE_bool("features_on_device", False, "Run augmentation and MFCC in the train step (accelerator).")
+    flags.DEFINE_integer("shuffle_buffer", 2048, "Examples in the shuffle buffer.")
+    flags.DEFINE_integer("seed", 0, "Seed for shuffling, cropping and augmentation.")
+    # Distribution and bookkeeping
+    flags.DEFINE_enum("strategy", "one_device", list(strategies.STRATEGIES), "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+    flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep (probes.over_training reads them all).")
+    flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard logs.")
+    flags.DEFINE_integer("validate_every", 1000, "Steps between validation EER computations.")
+
+    flags.mark_flags_as_required(["model_dir", "train_data"])
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -135,4 +138,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
