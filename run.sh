@@ -23,7 +23,7 @@ ensure_venv() {
 
 case "${1:-}" in
   demo) ensure_venv; shift; exec "$VENV/bin/python" -m tfspk.demo "$@" ;;
-  test) ensure_venv; shift; exec "$VENV/bin/python" -m pytest -q -n 2 --durations=20 "$@" tests ;;
+  test) ensure_venv; shift; exec "$VENV/bin/python" -m pytest -q -rs -n 2 --durations=20 "$@" tests ;;
   setup) ensure_venv ;;
   *) echo "usage: ./run.sh demo|test|setup [extra args]" >&2; exit 2 ;;
 esac

@@ -37,6 +37,9 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.0", "grpcio>=1.60"],
         "beam": ["apache-beam>=2.60"],
         "m4a": ["av>=12"],
+        "kaldi": ["kaldiio>=2.18"],
+        "onnx": ["tf2onnx>=1.16", "onnxruntime>=1.17"],
+        "tflite": ["ai-edge-litert>=1.0"],
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
@@ -44,6 +47,10 @@ setup(
             "espeakng-loader>=0.2",
             "av>=12",
             "apache-beam>=2.60",
+            "kaldiio>=2.18",
+            "tf2onnx>=1.16",
+            "onnxruntime>=1.17",
+            "ai-edge-litert>=1.0",
         ],
     },
 )

@@ -14,7 +14,11 @@ LIBRISPEECH_DIR = REPO_ROOT.parent / "shared" / "data" / "librispeech-251"
 @pytest.fixture(scope="session")
 def librispeech_dir():
     if not LIBRISPEECH_DIR.is_dir():
-        pytest.skip(f"real speech not found at {LIBRISPEECH_DIR}")
+        message = f"real speech not found at {LIBRISPEECH_DIR}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            # In CI a missing corpus must turn the suite red, never into a silent skip.
+            pytest.fail(f"{message} (CI=true: shared data is required)")
+        pytest.skip(message)
     return LIBRISPEECH_DIR
 
 
