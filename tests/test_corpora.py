@@ -514,3 +514,17 @@ def test_manifest_errors(tmp_path, content, message):
     manifest.write_text(content)
     with pytest.raises(CorpusFormatError, match=message):
         read_manifest(manifest)
+
+
+def test_rir_list_accepts_kaldi_reverberate_options(tmp_path):
+    # The options Kaldi's steps/data/reverberate_data_dir.py documents for an RIR list.
+    root = rirs_tree(tmp_path)
+    rir_list = root / "simulated_rirs/smallroom/rir_list"
+    rir_list.write_text(
+        "--rir-id smallroom-Room001-00001 --room-id smallroom-Room001 --rt60 0.42 "
+        "--cte 12.5 --probability 0.5 RIRS_NOISES/" + RIR_FILES[0] + "\n")
+    rirs = [r for r in read_rirs(root) if r.meta["kind"] == "simulated"]
+    assert len(rirs) == 1
+    assert rirs[0].meta["rt60"] == pytest.approx(0.42)
+    assert rirs[0].meta["cte"] == pytest.approx(12.5)
+    assert rirs[0].meta["probability"] == pytest.approx(0.5)

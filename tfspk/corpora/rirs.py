@@ -4,7 +4,7 @@ Layout: ``simulated_rirs/<small|medium|large>room/Room<nnn>/Room<nnn>-<nnnnn>.wa
 room-size folder with a Kaldi ``rir_list``; and ``real_rirs_isotropic_noises/*.wav``, which
 mixes real RIRs with isotropic noise recordings, also with a ``rir_list``. A ``rir_list``
 line is ``--rir-id <id> --room-id <room> [--receiver-position-id .. --source-position-id ..
---rt-60 <s> --drr <dB>] <location>``, the location relative to the folder above
+--rt-60|--rt60 <s> --drr <dB> --cte <dB> --probability <p>] <location>``, the location relative to the folder above
 ``RIRS_NOISES``. Where a ``rir_list`` exists it decides which files are RIRs; without one,
 simulated RIRs are found by name and real files whose name contains ``noise`` are skipped.
 A location may also be Kaldi's ``sox <file> -t wav - remix <n> |`` pipe that picks one
@@ -23,7 +23,10 @@ from tfspk.corpora.records import CorpusFormatError, Utterance, check_unique_ids
 SIMULATED = "simulated_rirs"
 REAL = "real_rirs_isotropic_noises"
 _SOX_REMIX = re.compile(r"^sox\s+(\S+)\s+-t\s+wav\s+-\s+remix\s+(\d+)\s*\|$")
-_FLOAT_OPTIONS = {"--rt-60": "rt60", "--drr": "drr"}
+# Kaldi's reverberate_data_dir.py writes --rt60, --cte and --probability; OpenSLR 28's
+# own lists spell it --rt-60. Both spellings land in one field.
+_FLOAT_OPTIONS = {"--rt-60": "rt60", "--rt60": "rt60", "--drr": "drr", "--cte": "cte",
+                  "--probability": "probability"}
 _TEXT_OPTIONS = {"--rir-id": "rir_id", "--room-id": "room_id",
                  "--receiver-position-id": "receiver_position_id",
                  "--source-position-id": "source_position_id"}
@@ -35,7 +38,8 @@ def read_rirs(root: os.PathLike | str) -> list[Utterance]:
     ``root`` is the ``RIRS_NOISES`` folder or its parent. Each utterance has the RIR id as
     ``utt_id``, the room id as ``speaker`` (RIRs of one room are alike, so splits should
     keep rooms apart), and ``meta = {"kind": "simulated"|"real", "room_id": ..., ...}`` with
-    the ``rir_list`` options that are given (``rt60`` and ``drr`` as floats).
+    the ``rir_list`` options that are given (``rt60``, ``drr``, ``cte`` and ``probability``
+    as floats).
     """
     root = os.fspath(root)
     if os.path.isdir(os.path.join(root, "RIRS_NOISES")):
