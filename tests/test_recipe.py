@@ -6,9 +6,12 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+
+from tfspk.audio import write_wav
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "voxceleb1" / "run.sh"
@@ -46,23 +49,65 @@ def test_stage0_lists_every_missing_part_of_the_real_corpus(tmp_path):
     assert "no vox1_dev_wav" not in result.stderr
 
 
-def test_stage0_accepts_the_real_layout_and_links_augmentation(tmp_path):
+def tiny_real_layout(tmp_path):
+    """A VoxCeleb1-layout tree (dev/ and test/ side by side) with audio, meta and lists."""
     vox1 = tmp_path / "VoxCeleb1"
-    for folder in ("dev/wav", "test/wav"):
-        (vox1 / folder).mkdir(parents=True)
-    for name in ("vox1_meta.csv", "veri_test.txt", "veri_test2.txt", "list_test_hard2.txt"):
-        (vox1 / name).write_text("")
+    utterances = {"dev": ["id10001/sessA/00001", "id10001/sessB/00001"],
+                  "test": ["id10270/sessA/00001", "id10270/sessB/00002",
+                           "id10271/sessA/00001"]}
+    tone = (0.1 * np.sin(np.arange(8000) * 0.05)).astype(np.float32)
+    for part, ids in utterances.items():
+        for utt_id in ids:
+            path = vox1 / part / "wav" / f"{utt_id}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_wav(path, tone, 16000)
+    (vox1 / "vox1_meta.csv").write_text(
+        "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+        "id10001\tA\tm\tUK\tdev\nid10270\tB\tf\tUK\ttest\nid10271\tC\tm\tUK\ttest\n")
+    trials = ("1 id10270/sessA/00001.wav id10270/sessB/00002.wav\n"
+              "0 id10270/sessA/00001.wav id10271/sessA/00001.wav\n")
+    for name in ("veri_test.txt", "veri_test2.txt"):
+        (vox1 / name).write_text(trials)
+    (vox1 / "list_test_hard2.txt").write_text("")
     for folder in ("musan/noise", "musan/music", "musan/speech", "RIRS/simulated_rirs"):
         (tmp_path / folder).mkdir(parents=True)
+    return vox1
+
+
+def test_stage0_accepts_the_real_layout_and_links_augmentation(tmp_path):
+    vox1 = tiny_real_layout(tmp_path)
     # Relative paths are taken from where the recipe is started.
     result = run_recipe("--vox1", "VoxCeleb1", "--musan", "musan", "--rirs", "RIRS",
-                        "--work_dir", "exp", "--stop_stage", "0", cwd=tmp_path)
+                        "--work_dir", "exp", "--stop_stage", "0", "--expect_counts", "",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"dev audio: {vox1}/dev/wav, test audio: {vox1}/test/wav" in result.stdout
     assert "list_test_hard2.txt (VoxCeleb1-H/E); not scored" in result.stdout
     links = tmp_path / "exp" / "augmentation"
     assert os.readlink(links / "musan") == str(tmp_path / "musan")
     assert os.readlink(links / "RIRS_NOISES") == str(tmp_path / "RIRS")
+
+
+def test_stage0_checks_the_known_voxceleb1_counts(tmp_path):
+    tiny_real_layout(tmp_path)
+    result = run_recipe("--vox1", "VoxCeleb1", "--musan", "musan", "--rirs", "RIRS",
+                        "--work_dir", "exp", "--stop_stage", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "dev part at" in result.stderr and "1 speakers / 2 utterances, voxceleb1 has " \
+        "1211 / 148642" in result.stderr
+    assert "2 speakers / 3 utterances, voxceleb1 has 40 / 4874" in result.stderr
+
+
+def test_a_missing_test_utterance_stops_stage0_naming_it(tmp_path):
+    vox1 = tiny_real_layout(tmp_path)
+    (vox1 / "test" / "wav" / "id10271" / "sessA" / "00001.wav").unlink()
+    start = time.monotonic()
+    result = run_recipe("--vox1", "VoxCeleb1", "--musan", "musan", "--rirs", "RIRS",
+                        "--work_dir", "exp", "--expect_counts", "", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "veri_test.txt: 1 trial ids have no test audio: id10271/sessA/00001" in result.stderr
+    assert "stage 1" not in result.stdout  # no shard was built
+    assert time.monotonic() - start < 60
 
 
 def textbook_rates(scores, labels):

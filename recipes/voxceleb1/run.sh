@@ -30,6 +30,7 @@ num_test_shards=""       # default 8 (synthetic 2)
 nj="$(nproc)"            # shard-writing processes
 backend_data=""          # shards of the backend's training embeddings (default: see below)
 lda_dim=200              # LDA dimension before PLDA (capped by #speakers - 1)
+expect_counts=voxceleb1  # real corpus: known speaker/utterance counts checked in stage 0 ("" skips)
 python="${PYTHON:-python}"
 # synthetic corpus sizes
 synth_speakers=40
@@ -50,6 +51,7 @@ usage() {
 
 options=(stage stop_stage synthetic vox1 musan rirs work_dir train_config max_steps
          train_flags build_flags num_train_shards num_test_shards nj backend_data lda_dim
+         expect_counts
          python synth_speakers synth_utts synth_test_speakers synth_babble_speakers
          synth_noise synth_music synth_rooms synth_rirs_per_room synth_workers seed)
 while [ $# -gt 0 ]; do
@@ -99,6 +101,15 @@ layers="fc1 fc2"
 say() { echo "$(basename "$0"): $*"; }
 run() { echo "+ $*" >&2; "$@"; }
 stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# Every trial id must name test audio (and a real corpus must have its known counts)
+# before any shard is written: a missing utterance then fails here, not at step 50,000.
+check_trial_ids() {
+  local trial_paths=("${trial_lists[@]#*:}") expect=()
+  [ -z "${1:-}" ] || expect=(--expect="$1")
+  run "$python" -m tfspk.corpora.check --dev_root="$dev_root" --test_root="$test_root" \
+    --meta="$meta" --trials="$(IFS=,; echo "${trial_paths[*]}")" "${expect[@]}"
+}
 
 # The dev and test audio roots (each holding wav/): two trees as VoxCeleb1 ships
 # (vox1_dev_wav/, vox1_test_wav/ or dev/, test/), or one tree holding both parts.
@@ -167,6 +178,7 @@ if stage_on 0; then
     say "stage 0: checking VoxCeleb1 at ${vox1:-(unset)}, MUSAN at ${musan:-(unset)}," \
         "RIRS_NOISES at ${rirs:-(unset)}"
     check_real_corpus
+    check_trial_ids "$expect_counts"
     for name in list_test_hard2 list_test_all2; do
       [ ! -f "$vox1/$name.txt" ] || say "found $vox1/$name.txt (VoxCeleb1-H/E); not" \
         "scored here: it needs dev and test embeddings in one file"
@@ -181,6 +193,7 @@ fi
 if stage_on 1; then
   say "stage 1: TFRecord shards: train = dev speakers of $dev_root," \
       "test = test speakers of $test_root (Set column of $meta) -> $data"
+  check_trial_ids
   for split in train test; do
     if [ "$split" = train ]; then root="$dev_root"; subset=dev; shards="$num_train_shards"
     else root="$test_root"; subset=test; shards="$num_test_shards"; fi
