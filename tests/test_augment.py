@@ -1,6 +1,7 @@
 """Tests for tfspk.augment: SNR mixing, babble, reverberation, speed, SpecAugment,
 augmentation plans and source streams."""
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -315,3 +316,28 @@ def test_audio_file_set_picks_one_channel_of_a_multichannel_rir(tmp_path):
     utterances = [Utterance("r", str(tmp_path / "rir.wav"), "room", meta={"channel": 1})]
     recording = next(iter(augment.AudioFileSet.from_utterances(utterances).recordings(0)))
     assert recording.shape == (300,) and np.argmax(recording.numpy()) == 50
+
+
+def test_rirs_default_to_kaldi_v2_rooms(tmp_path):
+    # Kaldi's VoxCeleb v2 recipe reverberates with small and medium simulated rooms only.
+    impulse = np.zeros(200)
+    impulse[3] = 0.5
+    for size in ("smallroom", "mediumroom", "largeroom"):
+        room = tmp_path / "RIRS_NOISES" / "simulated_rirs" / size / "Room001"
+        os.makedirs(room)
+        soundfile.write(room / "Room001-00001.wav", impulse, 16000)
+    real = tmp_path / "RIRS_NOISES" / "real_rirs_isotropic_noises"
+    os.makedirs(real)
+    soundfile.write(real / "RVB2014_type1_rir_largeroom1_far_angla.wav", impulse, 16000)
+
+    def rooms(**options):
+        sources = augment.AugmentationSources.from_corpora(
+            None, str(tmp_path / "RIRS_NOISES"), **options)
+        return sorted(pathlib.Path(path).parts[-3] for path in sources.rir.paths)
+
+    assert rooms() == ["mediumroom", "smallroom"]
+    everything = augment.AugmentationSources.from_corpora(
+        None, str(tmp_path / "RIRS_NOISES"), rir_rooms=None).rir.paths
+    assert len(everything) == 4 and any("real_rirs" in path for path in everything)
+    with pytest.raises(augment.AugmentationSourceError, match="no simulated RIRs"):
+        rooms(rir_rooms=("hugeroom",))

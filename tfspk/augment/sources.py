@@ -34,6 +34,8 @@ KIND_DIRECTORIES = {
     "rir": ("rirs", "rir", "reverb"),
 }
 # Distinct streams of the stateless random ops, one per source kind.
+#: Room-size folders of RIRS_NOISES/simulated_rirs that Kaldi's VoxCeleb v2 recipe uses.
+KALDI_V2_RIR_ROOMS = ("smallroom", "mediumroom")
 _KIND_STREAM = {"noise": 101, "music": 102, "babble": 103, "rir": 104}
 
 
@@ -206,11 +208,15 @@ class AugmentationSources:
     @classmethod
     def from_corpora(cls, musan_root: str | None = None, rirs_root: str | None = None, *,
                      sample_rate: int = 16000, music_with_vocals: bool = True,
+                     rir_rooms: tuple[str, ...] | None = KALDI_V2_RIR_ROOMS,
                      **options) -> "AugmentationSources":
         """From a MUSAN tree (noise, music, and its speech as babble) and/or a
         RIRS_NOISES tree, read with `tfspk.corpora.musan` / `tfspk.corpora.rirs`.
         `music_with_vocals=False` drops music annotated as having vocals (Kaldi's
-        make_musan.sh keeps it by default)."""
+        make_musan.sh keeps it by default). `rir_rooms` keeps the simulated RIRs of those
+        room-size folders only; the default is Kaldi's VoxCeleb v2 recipe (small and medium
+        rooms, no real RIRs; RIRS_NOISES holds as many of each, so drawing uniformly gives
+        Kaldi's 0.5/0.5). `None` keeps every RIR, real ones included."""
         sets = {}
         if musan_root is not None:
             from tfspk.corpora.musan import read_musan
@@ -227,7 +233,14 @@ class AugmentationSources:
         if rirs_root is not None:
             from tfspk.corpora.rirs import read_rirs
 
-            sets["rir"] = AudioFileSet.from_utterances(read_rirs(rirs_root), sample_rate)
+            rirs = read_rirs(rirs_root)
+            if rir_rooms is not None:
+                rirs = [rir for rir in rirs if rir.meta["kind"] == "simulated" and any(
+                    f"{os.sep}{room}{os.sep}" in rir.path for room in rir_rooms)]
+                if not rirs:
+                    raise AugmentationSourceError(
+                        f"{rirs_root}: no simulated RIRs in the room folders {rir_rooms}")
+            sets["rir"] = AudioFileSet.from_utterances(rirs, sample_rate)
         return cls(**sets, sample_rate=sample_rate, **options)
 
     @property
