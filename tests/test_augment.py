@@ -341,3 +341,41 @@ def test_rirs_default_to_kaldi_v2_rooms(tmp_path):
     assert len(everything) == 4 and any("real_rirs" in path for path in everything)
     with pytest.raises(augment.AugmentationSourceError, match="no simulated RIRs"):
         rooms(rir_rooms=("hugeroom",))
+
+
+def test_long_sources_are_read_as_seeded_windows(tmp_path):
+    # A minutes-long MUSAN file costs one window of decoding per draw, not the whole file.
+    ramp = (np.arange(16000 * 60) / (16000 * 60)).astype(np.float32)  # 60 s
+    soundfile.write(tmp_path / "long.wav", ramp, 16000, subtype="FLOAT")
+    from tfspk.corpora.records import Utterance
+    files = augment.AudioFileSet.from_utterances(
+        [Utterance("long", str(tmp_path / "long.wav"), "n")])
+    windows = [w.numpy() for w in files.recordings(seed=3, window_samples=32000).take(3)]
+    again = [w.numpy() for w in files.recordings(seed=3, window_samples=32000).take(3)]
+    assert all(w.shape == (32000,) for w in windows)
+    for window, same in zip(windows, again):
+        np.testing.assert_array_equal(window, same)
+        # A contiguous part of the ramp: consecutive samples one step apart.
+        np.testing.assert_allclose(np.diff(window), 1 / (16000 * 60), atol=1e-6)
+    assert len({float(w[0]) for w in windows}) == 3  # three different offsets
+    head = next(iter(files.recordings(seed=3, window_samples=800, head=True))).numpy()
+    np.testing.assert_array_equal(head, ramp[:800])
+
+
+def test_gated_streams_read_only_for_examples_that_apply_the_kind(tmp_path):
+    rng = np.random.default_rng(0)
+    for category in ("noise", "music", "speech"):
+        folder = tmp_path / "musan" / category / "src"
+        os.makedirs(folder)
+        soundfile.write(folder / f"{category}-0.wav", 0.1 * rng.standard_normal(8000), 16000)
+    sources = augment.AugmentationSources.from_corpora(str(tmp_path / "musan"),
+                                                       crops_per_recording=1)
+    applies = [True, False, False, True, False, False, False, True]
+    selectors = {"noise": tf.data.Dataset.from_tensor_slices(applies).repeat()}
+    stream = sources.crop_datasets(augment.AugmentationConfig(noise=0.5), 2000, seed=1,
+                                   selectors=selectors)["noise"]
+    crops = [c.numpy() for c in stream.take(len(applies))]
+    assert [c.shape[0] > 0 for c in crops] == applies
+    config = augment.AugmentationConfig(noise=0.5)
+    expanded = sources.expand_source(tf.constant(crops[1]), "noise", config, 2000)
+    assert expanded.shape == (2000,) and not np.any(expanded.numpy())

@@ -42,6 +42,7 @@ from tfspk import schema
 from tfspk.augment import (AugmentationConfig, AugmentationSources, augment_waveforms,
                            draw_plan, list_files, mask_features, random_crop,
                            resample_to_length, speed_label)
+from tfspk.augment.plan import BABBLE, MUSIC, NOISE
 from tfspk.augment.speed import perturbed_length
 
 _SOURCE_PLAN_KEYS = ("reverb", "additive", "snr_db", "babble_snr_db", "num_babble")
@@ -150,12 +151,37 @@ def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
                 if key in ("waveform", "label", "utt_id", "speaker")}
 
 
+def _example_seeds(base_seed: int, index) -> tuple[tf.Tensor, tf.Tensor]:
+    """The crop and plan seeds of the `index`-th example of a pipeline."""
+    seed = tf.stack([tf.constant(base_seed, tf.int64), tf.cast(index, tf.int64)])
+    crop_seed, plan_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    return crop_seed, plan_seed
+
+
+def _source_selectors(augmentation: AugmentationConfig, base_seed: int, num_frames: int,
+                      num_features: int) -> dict[str, tf.data.Dataset]:
+    """Per source kind, whether the `index`-th example's plan applies it, for every index.
+
+    The plan is redrawn from the same seed as `_crop_example` draws it, so the selectors
+    line up with the examples without a second pass over the records.
+    """
+    def applies(index):
+        plan = draw_plan(augmentation, _example_seeds(base_seed, index)[1],
+                         num_frames=num_frames, num_features=num_features)
+        return {"rir": plan["reverb"], "noise": tf.equal(plan["additive"], NOISE),
+                "music": tf.equal(plan["additive"], MUSIC),
+                "babble": tf.equal(plan["additive"], BABBLE)}
+
+    decisions = tf.data.Dataset.range(2**62).map(applies)
+    return {kind: decisions.map(lambda flags, kind=kind: flags[kind])
+            for kind in augmentation.source_kinds}
+
+
 def _crop_example(index, example, *, base_seed: int, crop_samples: int,
                   augmentation: AugmentationConfig | None, num_frames: int,
                   num_features: int) -> dict:
     """Random crop (with speed perturbation) and the plan of one example."""
-    seed = tf.stack([tf.constant(base_seed, tf.int64), index])
-    crop_seed, plan_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    crop_seed, plan_seed = _example_seeds(base_seed, index)
     label = tf.cast(example["label"], tf.int32)
     if augmentation is None:
         waveform = random_crop(example["waveform"], crop_samples, crop_seed)
@@ -185,7 +211,8 @@ def _balanced(dataset: tf.data.Dataset, speakers: int, per_speaker: int,
                          f"{speakers * per_speaker}, got {batch_size}")
     grouped = dataset.group_by_window(
         key_func=lambda example: tf.cast(example["label"], tf.int64),
-        reduce_func=lambda _, window: window.batch(per_speaker, drop_remainder=True),
+        # padded_batch: gated source crops are empty for examples that do not use them.
+        reduce_func=lambda _, window: window.padded_batch(per_speaker, drop_remainder=True),
         window_size=per_speaker)
     # Groups are M consecutive examples and batches hold N * M, so every batch is N
     # whole groups.
@@ -258,19 +285,28 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
             augmentation=augmentation, num_frames=num_frames,
             num_features=frontend.feature_dim),
         num_parallel_calls=tf.data.AUTOTUNE)
+    uses_sources = augmentation is not None and bool(augmentation.source_kinds)
+    if uses_sources:
+        # Zipped before balancing, while an example's position is still its plan index; a
+        # kind the plan does not apply travels as an empty crop, so nothing is read for it.
+        selectors = _source_selectors(augmentation, base_seed, num_frames,
+                                      frontend.feature_dim)
+        streams = augmentation_sources.crop_datasets(augmentation, crop_samples, base_seed,
+                                                     selectors)
+        examples = tf.data.Dataset.zip((examples, streams)).map(
+            lambda example, sources: dict(example, sources=sources))
     if speaker_balanced is not None:
         examples = _balanced(examples, *speaker_balanced, batch_size)
 
-    def to_inputs(example, sources=None):
+    def to_inputs(example):
+        sources = {kind: augmentation_sources.expand_source(crop, kind, augmentation,
+                                                            crop_samples)
+                   for kind, crop in example.get("sources", {}).items()}
         inputs = {"waveform": example["waveform"], "lengths": tf.constant(crop_samples, tf.int32),
-                  "plan": example["plan"], "sources": sources or {}}
+                  "plan": example["plan"], "sources": sources}
         return inputs, example["label"]
 
-    if augmentation is not None and augmentation.source_kinds:
-        streams = augmentation_sources.crop_datasets(augmentation, crop_samples, base_seed)
-        examples = tf.data.Dataset.zip((examples, streams)).map(to_inputs)
-    else:
-        examples = examples.map(to_inputs)
+    examples = examples.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     batches = examples.batch(batch_size, drop_remainder=True)
     if not features_on_device:
         batches = batches.map(

@@ -56,8 +56,15 @@ class RecordingSet(abc.ABC):
     """A collection of recordings that can be streamed as float32 [samples] tensors."""
 
     @abc.abstractmethod
-    def recordings(self, seed: int) -> tf.data.Dataset:
-        """An infinite, shuffled (under `seed`) dataset of 1-D float32 waveforms."""
+    def recordings(self, seed: int, window_samples: int = 0,
+                   head: bool = False) -> tf.data.Dataset:
+        """An infinite, shuffled (under `seed`) dataset of 1-D float32 waveforms.
+
+        With `window_samples > 0` a recording longer than that yields only a window of it:
+        at a seeded random offset, or its start when `head` is true (an RIR's direct path).
+        Sets that can seek read nothing else; a MUSAN music file then costs a few seconds
+        of decoding, not minutes.
+        """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +79,10 @@ class TFRecordSet(RecordingSet):
     def from_pattern(cls, pattern, sample_rate: int = 16000) -> "TFRecordSet":
         return cls(tuple(list_files(pattern, "TFRecord shards")), sample_rate)
 
-    def recordings(self, seed: int) -> tf.data.Dataset:
+    def recordings(self, seed: int, window_samples: int = 0,
+                   head: bool = False) -> tf.data.Dataset:
+        # A TFRecord holds the whole recording, so it is parsed whole and cut afterwards.
+        del window_samples, head
         files = tf.data.Dataset.from_tensor_slices(list(self.files))
         files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         records = files.repeat().interleave(
@@ -115,10 +125,27 @@ class AudioFileSet(RecordingSet):
                    tuple(int((u.meta or {}).get("channel", -1)) for u in utterances),
                    sample_rate)
 
-    def _load(self, path, start, end, channel):
+    def _window(self, path: str, start: int, end: int | None, window: int, head: bool,
+                draw: int) -> tuple[int, int | None]:
+        """The span to read: all of [start, end) or a `window`-sample part of it."""
+        if window <= 0:
+            return start, end
+        if end is None:
+            try:
+                info = soundfile.info(path)
+            except (RuntimeError, soundfile.LibsndfileError):
+                return start, end  # not seekable by libsndfile (m4a): read it whole
+            end = int(info.frames) * self.sample_rate // int(info.samplerate)
+        if end - start <= window:
+            return start, end
+        offset = 0 if head else int(np.random.default_rng(draw).integers(0, end - start - window + 1))
+        return start + offset, start + offset + window
+
+    def _load(self, path, start, end, channel, window=0, head=False, draw=0):
         from tfspk import audio
 
         path, start, end = path.decode("utf-8"), int(start), None if end < 0 else int(end)
+        start, end = self._window(path, start, end, int(window), bool(head), int(draw))
         if channel < 0:
             samples, _ = audio.load_audio(path, self.sample_rate, downmix=True, start=start,
                                           end=end)
@@ -136,17 +163,22 @@ class AudioFileSet(RecordingSet):
             samples = samples[start:end]
         return np.asarray(samples, np.float32)
 
-    def recordings(self, seed: int) -> tf.data.Dataset:
+    def recordings(self, seed: int, window_samples: int = 0,
+                   head: bool = False) -> tf.data.Dataset:
         spans = tf.data.Dataset.from_tensor_slices(
             (list(self.paths), np.array(self.starts, np.int64), np.array(self.ends, np.int64),
              np.array(self.channels, np.int64)))
         spans = spans.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
 
-        def load(path, start, end, channel):
-            samples = tf.numpy_function(self._load, [path, start, end, channel], tf.float32)
+        def load(draw, span):
+            # Each draw's window offset is a function of (seed, draw number) alone.
+            samples = tf.numpy_function(
+                self._load, [*span, tf.constant(window_samples, tf.int64),
+                             tf.constant(head), draw + tf.constant(int(seed) << 32, tf.int64)],
+                tf.float32)
             return tf.ensure_shape(samples, [None])
 
-        return spans.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return spans.repeat().enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +199,9 @@ class AugmentationSources:
     rir_seconds: float = 1.0
     crops_per_recording: int = 4
     shuffle_buffer: int = 256
+    #: Seconds read from a noise, music or babble recording per draw (0: all of it); its
+    #: `crops_per_recording` crops come from that window.
+    window_seconds: float = 8.0
 
     @classmethod
     def from_tfrecords(cls, root: str | None = None, *, noise=None, music=None, babble=None,
@@ -254,25 +289,60 @@ class AugmentationSources:
             raise AugmentationSourceError(
                 f"augmentation enables {missing} but no recordings were given for them")
 
-    def crop_datasets(self, config: AugmentationConfig, crop_samples: int,
-                      seed: int) -> dict[str, tf.data.Dataset]:
-        """Infinite per-example crop streams for the kinds `config` enables."""
+    def crop_datasets(self, config: AugmentationConfig, crop_samples: int, seed: int,
+                      selectors: dict[str, tf.data.Dataset] | None = None
+                      ) -> dict[str, tf.data.Dataset]:
+        """Infinite per-example crop streams for the kinds `config` enables.
+
+        `selectors` (kind -> infinite dataset of bool, one per example) gates each stream:
+        an example whose plan does not apply a kind gets an empty crop (first dimension 0)
+        and no recording is read for it, so a kind applied to one example in eight costs
+        one draw in eight. `expand_source` turns an empty crop back into zeros.
+        """
         self.check(config)
         streams = {}
         for kind in config.source_kinds:
             kind_seed = [int(seed), _KIND_STREAM[kind]]
-            recordings = getattr(self, kind).recordings(seed=(int(seed) * 7 + _KIND_STREAM[kind])
-                                                        % (2**31 - 1))
+            recording_seed = (int(seed) * 7 + _KIND_STREAM[kind]) % (2**31 - 1)
+            recording_set = getattr(self, kind)
             if kind == "rir":
+                recordings = recording_set.recordings(recording_seed, self.rir_samples,
+                                                      head=True)
                 crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
                                        num_parallel_calls=tf.data.AUTOTUNE)
             else:
+                window = int(round(self.window_seconds * self.sample_rate))
+                recordings = recording_set.recordings(recording_seed,
+                                                      max(window, crop_samples) if window else 0)
                 crops = self._random_crops(recordings, crop_samples, kind_seed)
             crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
             if kind == "babble":
                 crops = crops.batch(config.max_babble_speakers, drop_remainder=True)
+            if selectors is not None:
+                empty = tf.data.Dataset.from_tensors(
+                    tf.zeros([0] + crops.element_spec.shape.as_list()[1:], tf.float32))
+                choice = selectors[kind].map(lambda applies: tf.cast(applies, tf.int64))
+                crops = tf.data.Dataset.choose_from_datasets([empty.repeat(), crops], choice)
             streams[kind] = crops
         return streams
+
+    def source_shape(self, kind: str, config: AugmentationConfig,
+                     crop_samples: int) -> list[int]:
+        """The per-example shape of a kind's crops (see `crop_datasets`)."""
+        if kind == "rir":
+            return [self.rir_samples]
+        if kind == "babble":
+            return [config.max_babble_speakers, crop_samples]
+        return [crop_samples]
+
+    def expand_source(self, crop: tf.Tensor, kind: str, config: AugmentationConfig,
+                      crop_samples: int) -> tf.Tensor:
+        """A gated crop at its full shape: the crop itself, or zeros for an empty one."""
+        shape = self.source_shape(kind, config, crop_samples)
+        full = tf.cond(tf.equal(tf.shape(crop)[0], 0),
+                       lambda: tf.zeros(shape, tf.float32),
+                       lambda: tf.reshape(crop, shape))
+        return tf.ensure_shape(full, shape)
 
     def _random_crops(self, recordings, crop_samples, kind_seed):
         count = self.crops_per_recording
