@@ -67,3 +67,17 @@ def test_extension_stripping_only_removes_audio_extensions(tmp_path):
     trials = read_trials(path)
     assert trials[0] == Trial(1, "a/b/1", "a/c/2")
     assert trials[1].test == "x/y/v1.5"
+
+
+def test_ids_with_extensions_match_in_both_formats_and_keep_their_listed_form(tmp_path):
+    ids = ["id10270/x6uYqmx31kE/00001", "id10271/8jEAjG6SegY/00008",
+           "id10270/5r0dWxy17C8/00002"]
+    kaldi = tmp_path / "trials"
+    kaldi.write_text(f"{ids[0]}.wav {ids[2]}.wav target\n{ids[0]}.wav {ids[1]} nontarget\n")
+    voxceleb = tmp_path / "veri.txt"
+    voxceleb.write_text(f"1 {ids[0]}.wav {ids[2]}.wav\n0 {ids[0]}.wav {ids[1]}\n")
+    for path in (kaldi, voxceleb):
+        trials = read_trials(path, known_ids=ids)
+        assert [(t.label, t.enroll, t.test) for t in trials] == [
+            (1, ids[0], ids[2]), (0, ids[0], ids[1])]
+        assert trials[1].listed_ids() == (f"{ids[0]}.wav", ids[1])

@@ -4,8 +4,10 @@ target|nontarget``).
 VoxCeleb's lists (``veri_test.txt``, the cleaned ``veri_test2.txt``, ``list_test_hard2.txt``,
 ``list_test_all2.txt``) share one format: ``1 id10270/x6uYqmx31kE/00001.wav
 id10270/8jEAjG6SegY/00008.wav``, 1 for a target (same speaker) trial and 0 for a
-non-target one. Their audio extension is stripped so that ids match
-``tfspk.corpora.read_voxceleb``'s ``utt_id``. Kaldi ``trials`` files hold ids as they are.
+non-target one. In both formats an audio extension (``.wav``, ``.m4a``, ``.flac``) is
+stripped so that ids match ``tfspk.corpora.read_voxceleb``'s ``utt_id``; the ids as the
+list wrote them are kept in ``Trial.enroll_as_listed`` / ``test_as_listed`` for score files
+that must name trials exactly as their list does.
 """
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ class Trial:
     label: int
     enroll: str
     test: str
+    #: The ids as the trial list spelled them (extension included); empty: same as above.
+    enroll_as_listed: str = dataclasses.field(default="", compare=False)
+    test_as_listed: str = dataclasses.field(default="", compare=False)
+
+    def listed_ids(self) -> tuple[str, str]:
+        """(enroll, test) exactly as the trial list wrote them."""
+        return self.enroll_as_listed or self.enroll, self.test_as_listed or self.test
 
 
 def read_trials(path: os.PathLike | str,
@@ -78,13 +87,14 @@ def _parse(fields: list[str], kind: str, path, number: int) -> Trial:
         if label not in _KALDI_LABELS:
             raise TrialListError(f"Kaldi trial label must be 'target' or 'nontarget', got "
                                  f"{label!r}", path, number)
-        return Trial(_KALDI_LABELS[label], enroll, test)
+        return Trial(_KALDI_LABELS[label], _strip_audio_extension(enroll),
+                     _strip_audio_extension(test), enroll, test)
     label, enroll, test = fields
     if label not in _VOXCELEB_LABELS:
         raise TrialListError(f"VoxCeleb trial label must be 0 or 1, got {label!r}", path,
                              number)
     return Trial(_VOXCELEB_LABELS[label], _strip_audio_extension(enroll),
-                 _strip_audio_extension(test))
+                 _strip_audio_extension(test), enroll, test)
 
 
 def _strip_audio_extension(name: str) -> str:
