@@ -3,9 +3,11 @@
 Both compute the paper's MFCCs (40 bins, 40 cepstra, 25/10 ms, dither 0) on the
 same batch of utterances: tfspk as one `tf.function` call per batch, traced with
 unknown batch and length; kaldi-native-fbank one utterance at a time, as it is
-used. Reports seconds of audio processed per second of wall time.
+used. Reports seconds of audio processed per second of wall time, and the ratio,
+for each batch size in `--batch_sizes` (one run, so the ratios share the machine's
+load).
 
-    python benchmarks/feature_speed.py --batch_size=8 --seconds=8 --repeats=5
+    python benchmarks/feature_speed.py --batch_sizes=1,32 --seconds=8 --repeats=5
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ SAMPLE_RATE = 16000
 DEFAULT_SPEECH_DIR = (pathlib.Path(__file__).resolve().parents[2]
                       / "shared" / "data" / "librispeech-251")
 
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Utterances per batch.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Utterances per batch (input_pipeline.py "
+                              "uses this one).", lower_bound=1)
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes this script "
+                                 "times, in one run.")
 _SECONDS = flags.DEFINE_float("seconds", 8.0, "Length of each utterance.", lower_bound=0.1)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (best is kept).",
                                 lower_bound=1)
@@ -105,14 +110,15 @@ def measure_feature_speed(batch: np.ndarray, repeats: int = 5,
 
 def main(argv):
     del argv
-    batch = load_batch(_SPEECH_DIR.value, _BATCH.value, _SECONDS.value)
-    result = measure_feature_speed(batch, _REPEATS.value, _COMPUTE_DTYPE.value)
-    print(f"batch {batch.shape[0]} x {batch.shape[1] / SAMPLE_RATE:.1f} s "
-          f"({result['audio_seconds']:.0f} s of audio), paper MFCC "
-          f"({_COMPUTE_DTYPE.value})")
-    print(f"tfspk kaldi_mfcc (tf.function): {result['tfspk']:9.1f} s audio / s")
-    print(f"kaldi-native-fbank:             {result['kaldi_native_fbank']:9.1f} s audio / s")
-    print(f"ratio tfspk / kaldi-native-fbank: {result['ratio']:.2f}")
+    sizes = [int(b) for b in _BATCH_SIZES.value]
+    print(f"paper MFCC ({_COMPUTE_DTYPE.value}), {_SECONDS.value:g}-s utterances, "
+          f"best of {_REPEATS.value}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"{'batch':>5} {'tfspk s/s':>10} {'knf s/s':>10} {'ratio':>6}")
+    for size in sizes:
+        batch = load_batch(_SPEECH_DIR.value, size, _SECONDS.value)
+        result = measure_feature_speed(batch, _REPEATS.value, _COMPUTE_DTYPE.value)
+        print(f"{size:>5} {result['tfspk']:>10.1f} {result['kaldi_native_fbank']:>10.1f} "
+              f"{result['ratio']:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":

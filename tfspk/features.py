@@ -138,6 +138,8 @@ VOXCELEB_V2_VAD_OPTIONS: Mapping[str, Any] = {
 }
 
 _COMPUTE_DTYPES = {"float32": tf.float32, "float64": tf.float64}
+# The FFT runs in float64 whatever compute_dtype is (see _compute).
+_SPECTRUM_DTYPE = tf.float64
 _DEFAULTS_BY_KIND = {"fbank": FBANK_DEFAULTS, "mfcc": MFCC_DEFAULTS}
 
 
@@ -346,21 +348,33 @@ def num_frames(num_samples, frame_length_ms: float = 25.0,
     return (n + shift // 2) // shift
 
 
-def _frame_indices(lengths: tf.Tensor, num_out: tf.Tensor, length: int, shift: int,
-                   snip_edges: bool) -> tf.Tensor:
-    """Sample index of every frame sample, [batch, frames, length]."""
-    first = tf.range(num_out) * shift
-    if not snip_edges:
-        first += shift // 2 - length // 2
-    index = first[:, None] + tf.range(length)[None, :]
+def _extract_frames(waveform: tf.Tensor, lengths: tf.Tensor, num_out: tf.Tensor,
+                    length: int, shift: int, snip_edges: bool) -> tf.Tensor:
+    """[batch, num_out, length] frames of `waveform` [batch, width].
+
+    Frames are cut by a reshape, not a per-sample gather: the (extended) signal is
+    laid out as rows of `shift` samples, and frame t is rows t .. t + k - 1
+    concatenated (k = ceil(length / shift)) and cut to `length`. With
+    snip_edges=False the signal is first extended by reflection about each row's
+    own ends (-1 -> 0, n -> n - 1, with period 2n, which is what Kaldi's repeated
+    reflection gives for signals shorter than a frame): one gather of about the
+    signal's size, instead of one of `length / shift` times its size.
+    """
+    k = -(-length // shift)
+    total = (num_out + k - 1) * shift  # samples spanned by rows 0 .. num_out + k - 2
     if snip_edges:
         # Every frame below num_frames(length) lies inside the row already.
-        return tf.broadcast_to(index[None], [tf.shape(lengths)[0], num_out, length])
-    # Reflect about each row's own ends: -1 -> 0, n -> n - 1, with period 2n, which
-    # is what Kaldi's repeated reflection gives for signals shorter than a frame.
-    n = tf.maximum(lengths, 1)[:, None, None]
-    folded = tf.math.floormod(index[None], 2 * n)
-    return tf.where(folded >= n, 2 * n - 1 - folded, folded)
+        extended = tf.pad(waveform, [[0, 0], [0, k * shift]])[:, :total]
+    else:
+        first = shift // 2 - length // 2
+        index = first + tf.range(total)
+        n = tf.maximum(lengths, 1)[:, None]
+        folded = tf.math.floormod(index[None], 2 * n)
+        index = tf.where(folded >= n, 2 * n - 1 - folded, folded)
+        extended = tf.gather(waveform, index, batch_dims=1)
+    rows = tf.reshape(extended, [tf.shape(waveform)[0], num_out + k - 1, shift])
+    frames = tf.concat([rows[:, i:i + num_out] for i in range(k)], axis=-1)
+    return frames[..., :length]
 
 
 # --------------------------------------------------------------------------- #
@@ -413,8 +427,8 @@ def _compute(kind: str, waveform, lengths, sample_rate, seed, compute_dtype, opt
     waveform, lengths, batched = _as_batch(waveform, lengths)
     frame_lengths = num_frames(lengths, **frame_args)
     num_out = tf.reduce_max(tf.concat([frame_lengths, [0]], axis=0))
-    index = _frame_indices(lengths, num_out, length, shift, opts["snip_edges"])
-    frames = tf.gather(tf.cast(waveform, dtype) * INT16_SCALE, index, batch_dims=1)
+    frames = _extract_frames(tf.cast(waveform, dtype) * INT16_SCALE, lengths, num_out,
+                             length, shift, opts["snip_edges"])
 
     if opts["dither"] > 0.0:
         frames += opts["dither"] * _seeded_normal(tf.shape(frames), seed, dtype)
@@ -449,7 +463,7 @@ def _compute(kind: str, waveform, lengths, sample_rate, seed, compute_dtype, opt
     # frames, and return to float32 for the (well-conditioned) mel and DCT products.
     if padded > length:
         frames = tf.pad(frames, [[0, 0], [0, 0], [0, padded - length]])
-    spectrum = tf.signal.rfft(tf.cast(frames, tf.float64))
+    spectrum = tf.signal.rfft(tf.cast(frames, _SPECTRUM_DTYPE))
     power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
     if kind == "fbank" and not opts["use_power"]:
         power = tf.sqrt(power)
