@@ -98,3 +98,25 @@ def test_save_load_roundtrip(tmp_path):
     model = tv.init_tv(ubm.means, ubm.variances, 2)
     model.save(tmp_path / "tv.npz")
     np.testing.assert_array_equal(tv.TotalVariability.load(tmp_path / "tv.npz").T, model.T)
+
+
+def test_cli_stages_write_embeddings(tmp_path):
+    from eval import embeddings as embeddings_io
+    from eval import ivector as cli
+    from eval.extract import LoadedUtterance
+
+    rng = np.random.default_rng(5)
+    t = np.arange(16000) / 16000
+    utts = [LoadedUtterance(f"u{i}", f"s{i % 2}",
+                            (0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t)
+                             + 0.01 * rng.standard_normal(16000)).astype(np.float32))
+            for i in range(4)]
+    common = dict(ubm_path=str(tmp_path / "ubm.npz"), tv_path=str(tmp_path / "tv.npz"),
+                  num_components=4, ivector_dim=3, ubm_iters=2, ubm_final_iters=2,
+                  tv_iters=2, top_k=2)
+    cli.run_stage("train_ubm", utts, **common)
+    cli.run_stage("train_tv", utts, **common)
+    cli.run_stage("extract", utts, output=str(tmp_path / "iv.npz"), **common)
+    loaded = embeddings_io.load_embeddings(tmp_path / "iv.npz", require_speakers=True)
+    assert loaded.embeddings.shape == (4, 3)
+    assert cli.add_deltas(np.zeros((5, 2))).shape == (5, 6)
