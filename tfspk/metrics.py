@@ -1,4 +1,4 @@
-"""Speaker-verification metrics: EER, minimum and actual DCF, DET points, Cllr.
+"""Speaker-verification metrics: EER, minimum and actual DCF, DET points, Cllr, min-Cllr.
 
 Conventions shared by every function here:
 
@@ -192,4 +192,74 @@ def cllr(llr_scores, labels) -> float:
     scores, labels = _validate(llr_scores, labels)
     target_cost = np.logaddexp(0.0, -scores[labels]).mean()
     nontarget_cost = np.logaddexp(0.0, scores[~labels]).mean()
+    return float((target_cost + nontarget_cost) / (2.0 * np.log(2.0)))
+
+
+def pav(values, weights=None) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) least-squares fit of `values` in their order:
+    the pool-adjacent-violators algorithm. Uses `scipy.optimize.isotonic_regression`
+    (C) when available (SciPy >= 1.12), otherwise a NumPy/Python PAV."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = (np.ones_like(values) if weights is None
+               else np.asarray(weights, dtype=np.float64))
+    try:
+        from scipy.optimize import isotonic_regression
+    except ImportError:
+        isotonic_regression = None
+    if isotonic_regression is not None:
+        return np.asarray(isotonic_regression(values, weights=weights).x, dtype=np.float64)
+    # Stack of blocks: (weighted mean, total weight, length).
+    means, totals, lengths = [], [], []
+    for value, weight in zip(values.tolist(), weights.tolist()):
+        mean, total, length = value, weight, 1
+        while means and means[-1] >= mean:
+            previous_total = totals.pop()
+            mean = (means.pop() * previous_total + mean * total) / (previous_total + total)
+            total += previous_total
+            length += lengths.pop()
+        means.append(mean)
+        totals.append(total)
+        lengths.append(length)
+    return np.repeat(means, lengths)
+
+
+def optimal_llrs(scores, labels) -> np.ndarray:
+    """The LLRs of the best monotone (non-decreasing) calibration of `scores`,
+    in the input order: BOSARIS `opt_loglr`.
+
+    Trials with tied scores are pooled first (a calibration is a function of the
+    score, so they must share one LLR); PAV of the labels on the sorted distinct
+    scores, weighted by their counts, gives posteriors `P` at the empirical prior
+    `pi = num_target / n`, and `llr = logit(P) - logit(pi)`. Blocks holding only
+    non-targets (targets) get `-inf` (`+inf`), which costs nothing in Cllr.
+    """
+    scores, labels = _validate(scores, labels)
+    distinct, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    target_counts = np.bincount(inverse, weights=labels.astype(np.float64),
+                                minlength=distinct.size)
+    posterior = np.clip(pav(target_counts / counts, counts), 0.0, 1.0)
+    prior = labels.mean()
+    with np.errstate(divide="ignore"):
+        llr = (np.log(posterior) - np.log1p(-posterior)
+               - (np.log(prior) - np.log1p(-prior)))
+    return llr[inverse]
+
+
+def min_cllr(scores, labels) -> float:
+    """Minimum Cllr (bits): the Cllr of `optimal_llrs`, the lowest any monotone
+    calibration of these scores can reach (the discrimination part of Cllr;
+    `cllr - min_cllr` is the calibration loss)."""
+    return cllr_of_llrs(optimal_llrs(scores, labels), labels)
+
+
+def cllr_of_llrs(llr_scores, labels) -> float:
+    """`cllr` that also accepts infinite LLRs (as `optimal_llrs` produces): a target
+    at `+inf` or non-target at `-inf` costs 0, the opposite costs `inf`."""
+    llr_scores = np.asarray(llr_scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    if np.isnan(llr_scores).any():
+        raise ScoreError("NaN LLRs")
+    _validate(np.where(np.isfinite(llr_scores), llr_scores, 0.0), labels)
+    target_cost = np.logaddexp(0.0, -llr_scores[labels]).mean()
+    nontarget_cost = np.logaddexp(0.0, llr_scores[~labels]).mean()
     return float((target_cost + nontarget_cost) / (2.0 * np.log(2.0)))
