@@ -11,6 +11,11 @@ label comes from the run's `metrics.json`); columns EER (%), minDCF at
 p_target 0.01 and 0.001. Writes `table.md`, `table.csv` and `det.png`, whose
 curves are recomputed from each run's `scores.txt` and `trials.txt` on probit
 (normal-deviate) axes as in standard DET plots.
+
+With `--calibration=FILE` every run's raw scores are mapped to LLRs by that
+calibration and the table gains Cllr, min-Cllr and, at p_target 0.01 and 0.05,
+actual DCF at the Bayes threshold next to minDCF. Without it those columns appear
+when a run's `metrics.json` already has them (`eval.score --calibration`).
 """
 from __future__ import annotations
 
@@ -22,11 +27,16 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from absl import app, flags
 
-from eval.score import ScoreFileError, read_scores
+from eval.score import ScoreFileError, calibrated_metrics, read_scores
+from tfspk import calibration as calibration_lib
 from tfspk import metrics
 from tfspk.trials import read_trials
 
 COLUMNS = ("System", "Backend", "EER (%)", "minDCF (p=0.01)", "minDCF (p=0.001)")
+CALIBRATION_COLUMNS = ("Cllr", "min-Cllr", "actDCF (p=0.01)", "minDCF (p=0.05)",
+                       "actDCF (p=0.05)")
+_CALIBRATION_KEYS = ("cllr", "min_cllr", "actual_dcf_p0.01", "min_dcf_p0.05",
+                     "actual_dcf_p0.05")
 # DET axis ticks, as rates.
 _DET_TICKS = (0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
 
@@ -75,8 +85,9 @@ def read_runs_json(path) -> list[Run]:
     return runs
 
 
-def load_run(run: Run) -> RunResult:
-    """Reads a run's metrics and recomputes its DET curve from scores + trials."""
+def load_run(run: Run, calibration=None) -> RunResult:
+    """Reads a run's metrics and recomputes its DET curve from scores + trials
+    (with a `Calibration`, also the metrics of its LLRs)."""
     directory = run.directory
     for name in ("metrics.json", "scores.txt", "trials.txt"):
         if not (directory / name).is_file():
@@ -94,23 +105,39 @@ def load_run(run: Run) -> RunResult:
                                  f"{(trial.enroll, trial.test)}", directory / "scores.txt")
     labels = np.fromiter((t.label for t in trial_list), np.int64, len(trial_list))
     backend = run_metrics.get("backend_label", run_metrics.get("backend", "?"))
+    if calibration is not None:
+        run_metrics.update(calibrated_metrics(calibration.llr(scores), labels))
     return RunResult(run.system, backend, run_metrics, metrics.det_curve(scores, labels))
 
 
+def _calibrated(results: Sequence[RunResult]) -> bool:
+    return any(all(key in r.metrics for key in _CALIBRATION_KEYS) for r in results)
+
+
+def table_columns(results: Sequence[RunResult]) -> tuple[str, ...]:
+    return COLUMNS + (CALIBRATION_COLUMNS if _calibrated(results) else ())
+
+
 def table_rows(results: Sequence[RunResult]) -> list[list[str]]:
-    return [[r.system, r.backend, f"{100 * r.metrics['eer']:.2f}",
+    rows = [[r.system, r.backend, f"{100 * r.metrics['eer']:.2f}",
              f"{r.metrics['min_dcf_p0.01']:.4f}", f"{r.metrics['min_dcf_p0.001']:.4f}"]
             for r in results]
+    if _calibrated(results):
+        for row, r in zip(rows, results):
+            row.extend(f"{r.metrics[key]:.4f}" if key in r.metrics else "-"
+                       for key in _CALIBRATION_KEYS)
+    return rows
 
 
 def write_table(results: Sequence[RunResult], output_dir: pathlib.Path) -> None:
     rows = table_rows(results)
+    columns = table_columns(results)
     with open(output_dir / "table.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "| --- | --- | " + " | ".join(["---:"] * 3) + " |"]
+    lines = ["| " + " | ".join(columns) + " |",
+             "| --- | --- | " + " | ".join(["---:"] * (len(columns) - 2)) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     (output_dir / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -162,9 +189,12 @@ def plot_det(results: Sequence[RunResult], path: pathlib.Path) -> None:
     plt.close(figure)
 
 
-def make_report(runs: Sequence[Run], output_dir) -> list[RunResult]:
-    """Writes `table.md`, `table.csv` and `det.png`; returns what it read."""
-    results = [load_run(run) for run in runs]
+def make_report(runs: Sequence[Run], output_dir, calibration=None) -> list[RunResult]:
+    """Writes `table.md`, `table.csv` and `det.png`; returns what it read.
+    `calibration`: a `Calibration` or a path to one, applied to every run."""
+    if calibration is not None and not isinstance(calibration, calibration_lib.Calibration):
+        calibration = calibration_lib.Calibration.load(calibration)
+    results = [load_run(run, calibration) for run in runs]
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_table(results, output_dir)
@@ -186,6 +216,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         "[{\"system\": name, \"dir\": run_dir}].", **define)
     flags.DEFINE_string("output_dir", None, "Where table.md, table.csv and det.png go.",
                         **define)
+    flags.DEFINE_string("calibration", None, "calibration.json applied to every run's "
+                        "scores: adds Cllr, min-Cllr and actual DCF columns.", **define)
     flags.mark_flags_as_required(["output_dir"], **define)
     flags.register_multi_flags_validator(
         ["runs", "runs_json"], lambda values: bool(values["runs"]) != bool(values["runs_json"]),
@@ -199,7 +231,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> list[RunResult]:
                 else read_runs_json(flag_values.runs_json))
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    results = make_report(runs, flag_values.output_dir)
+    results = make_report(runs, flag_values.output_dir, flag_values.calibration)
     output_dir = pathlib.Path(flag_values.output_dir)
     print((output_dir / "table.md").read_text(encoding="utf-8"), end="")
     print(f"DET curves: {output_dir / 'det.png'}")

@@ -11,7 +11,11 @@ Writes to `--output_dir`:
 * `metrics.json`: `eer` (a fraction), `eer_threshold`, `min_dcf_p0.01`,
   `min_dcf_p0.001`, `num_target`, `num_nontarget`, `backend`, `score_norm`, and
   `cllr`, `actual_dcf_p0.01`, `actual_dcf_p0.001` when the scores are LLRs (PLDA
-  without score normalisation);
+  without score normalisation), `min_cllr` always;
+* with `--calibration=FILE` (an `eval.calibrate` output): `llrs.txt` (the calibrated
+  LLRs, same layout as `scores.txt`), and in `metrics.json` `cllr`, `min_cllr` and
+  `actual_dcf_p<p>` / `min_dcf_p<p>` at p = 0.01, 0.05, 0.001 computed on the LLRs
+  (actual DCF at the Bayes threshold `log((1-p)/p)`), `calibrated: true`;
 * `backend/`: the backend, when this run trained one (`--backend_train`); pass it
   as `--backend_dir` to reuse it.
 
@@ -31,12 +35,15 @@ from absl import app, flags
 
 from eval.embeddings import EmbeddingSet, load_embeddings
 from tfspk import backend as backends
+from tfspk import calibration as calibration_lib
 from tfspk import metrics
 from tfspk.corpora.records import LocatedError, read_table
 from tfspk.trials import Trial, TrialListError, read_trials
 
 BACKENDS = ("cosine", "plda")
 P_TARGETS = (0.01, 0.001)
+# Operating points reported for calibrated LLRs (actual DCF at the Bayes threshold).
+CALIBRATED_P_TARGETS = (0.01, 0.05, 0.001)
 
 
 class ScoreFileError(LocatedError):
@@ -47,10 +54,12 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
                  enroll_embeddings: Optional[str] = None, backend_train: Optional[str] = None,
                  backend_dir: Optional[str] = None, lda_dim: int = 200,
                  num_em_iters: int = 10, score_norm: str = "none",
-                 cohort: Optional[str] = None, cohort_top_n: int = 300) -> dict:
+                 cohort: Optional[str] = None, cohort_top_n: int = 300,
+                 calibration: Optional[str] = None) -> dict:
     """Scores every trial, writes the outputs listed in the module docstring and
     returns the metrics dict (what `metrics.json` holds)."""
     _check_arguments(backend, backend_train, backend_dir, score_norm, cohort, cohort_top_n)
+    calibrator = calibration_lib.Calibration.load(calibration) if calibration else None
     test_set = load_embeddings(embeddings)
     enroll_set = (load_embeddings(enroll_embeddings, allow_duplicate_ids=True)
                   if enroll_embeddings else test_set)
@@ -86,6 +95,10 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
     labels = np.fromiter((t.label for t in trial_list), np.int64, len(trial_list))
     result = compute_metrics(scores, labels, llr=scoring_backend.produces_llr
                              and score_norm == "none")
+    llrs = None
+    if calibrator is not None:
+        llrs = calibrator.llr(scores)
+        result.update(calibrated_metrics(llrs, labels), calibration=os.fspath(calibration))
     result.update(backend=backend, backend_label=backend_label(scoring_backend, score_norm,
                                                                cohort_top_n),
                   score_norm=score_norm, trials=os.fspath(trials),
@@ -95,6 +108,8 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
     output.mkdir(parents=True, exist_ok=True)
     write_scores(output / "scores.txt", trial_list, scores)
     write_kaldi_trials(output / "trials.txt", trial_list)
+    if llrs is not None:
+        write_scores(output / "llrs.txt", trial_list, llrs)
     if trained:
         scoring_backend.save(output / "backend")
     with open(output / "metrics.json", "w", encoding="utf-8") as stream:
@@ -114,8 +129,20 @@ def compute_metrics(scores, labels, llr: bool) -> dict:
         for p_target in P_TARGETS:
             result[f"actual_dcf_p{p_target}"] = metrics.actual_dcf(scores, labels, None,
                                                                    p_target)
+    result["min_cllr"] = metrics.min_cllr(scores, labels)
     result["num_target"] = int(np.count_nonzero(labels))
     result["num_nontarget"] = int(labels.size - np.count_nonzero(labels))
+    return result
+
+
+def calibrated_metrics(llrs, labels) -> dict:
+    """Cllr, min-Cllr, and actual DCF at the Bayes threshold next to minDCF, for LLRs."""
+    curve = metrics.det_curve(llrs, labels)
+    result = {"calibrated": True, "cllr": metrics.cllr(llrs, labels),
+              "min_cllr": metrics.min_cllr(llrs, labels)}
+    for p_target in CALIBRATED_P_TARGETS:
+        result[f"min_dcf_p{p_target}"] = metrics.min_dcf_from_det(curve, p_target)[0]
+        result[f"actual_dcf_p{p_target}"] = metrics.actual_dcf(llrs, labels, None, p_target)
     return result
 
 
@@ -255,6 +282,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("cohort_top_n", 300, "AS-norm: cohort scores kept per side.", **define)
     flags.DEFINE_string("output_dir", None, "Where scores.txt, trials.txt, metrics.json go.",
                         **define)
+    flags.DEFINE_string("calibration", None, "calibration.json (eval.calibrate): also write "
+                        "llrs.txt and report Cllr, min-Cllr, actual DCF on the LLRs.", **define)
     flags.mark_flags_as_required(["trials", "embeddings", "output_dir"], **define)
 
 
@@ -262,7 +291,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
     """The CLI's work on parsed flags: scores, prints a summary, returns the metrics."""
     options = {name: flag_values[name].value for name in (
         "backend", "enroll_embeddings", "backend_train", "backend_dir", "lda_dim",
-        "num_em_iters", "score_norm", "cohort", "cohort_top_n")}
+        "num_em_iters", "score_norm", "cohort", "cohort_top_n", "calibration")}
     try:
         _check_arguments(options["backend"], options["backend_train"], options["backend_dir"],
                          options["score_norm"], options["cohort"], options["cohort_top_n"])
@@ -272,6 +301,8 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
                           **options)
     print(f"EER {100 * result['eer']:.2f}%  minDCF(0.01) {result['min_dcf_p0.01']:.4f}  "
           f"minDCF(0.001) {result['min_dcf_p0.001']:.4f}  "
+          + (f"Cllr {result['cllr']:.4f} min-Cllr {result['min_cllr']:.4f}  "
+             if "cllr" in result else "") +
           f"({result['num_target']} target, {result['num_nontarget']} non-target trials) "
           f"-> {flag_values.output_dir}")
     return result

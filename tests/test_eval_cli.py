@@ -269,3 +269,32 @@ def test_command_line_end_to_end(data, tmp_path):
                          f"--output_dir={tmp_path / 'bad'}"))
     with pytest.raises(flags.IllegalFlagValueError, match="score_norm"):
         _parse(score, "--trials=t", "--embeddings=e", "--output_dir=o", "--score_norm=bogus")
+
+
+def test_calibrate_then_score_and_report_with_calibration(data, tmp_path):
+    from eval import calibrate
+    from tfspk.calibration import Calibration
+    root = data["root"]
+    score.score_trials(root / "trials.txt", root / "test.npz", tmp_path / "raw")
+    export = tmp_path / "export"
+    export.mkdir()
+    cal = calibrate.run(_parse(calibrate, f"--scores={tmp_path / 'raw' / 'scores.txt'}",
+                               f"--trials={root / 'trials.txt'}",
+                               f"--output={tmp_path / 'calibration.json'}",
+                               f"--model={export}"))
+    assert Calibration.load(export / "calibration.json") == cal
+    assert set(cal.thresholds) >= {"bayes_p0.01", "bayes_p0.05", "bayes_p0.5", "far_0.01"}
+    result = score.score_trials(root / "trials.txt", root / "test.npz", tmp_path / "cal",
+                                calibration=tmp_path / "calibration.json")
+    _, raw = score.read_scores(tmp_path / "raw" / "scores.txt")
+    _, llrs = score.read_scores(tmp_path / "cal" / "llrs.txt")
+    np.testing.assert_allclose(llrs, cal.llr(raw), rtol=1e-6, atol=1e-6)
+    labels = data["labels"]
+    assert result["cllr"] == pytest.approx(metrics.cllr(cal.llr(raw), labels), abs=1e-5)
+    assert result["min_cllr"] <= result["cllr"]
+    assert result["actual_dcf_p0.05"] >= result["min_dcf_p0.05"] - 1e-9
+    results = report.make_report([report.Run("cos", tmp_path / "raw")], tmp_path / "report",
+                                 tmp_path / "calibration.json")
+    header = (tmp_path / "report" / "table.md").read_text().splitlines()[0]
+    assert "Cllr" in header and "actDCF (p=0.05)" in header
+    assert results[0].metrics["cllr"] == pytest.approx(result["cllr"], abs=1e-5)
