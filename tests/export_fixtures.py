@@ -48,6 +48,17 @@ def make_model_dir(model_dir, spec, steps=(7,), seed=0):
     return weights, classifier
 
 
+def export_tiny_model(root) -> str:
+    """A tiny paper-CNN model dir under `root`, exported as version 1; returns the base."""
+    from tfspk import export
+
+    model_dir = os.path.join(str(root), "run")
+    make_model_dir(model_dir, tiny_spec())
+    base = os.path.join(str(root), "models", "spk")
+    export.export_saved_model(model_dir, base, version=1, warmup=False)
+    return base
+
+
 def speech_like(num_samples, seed=0, rate=SAMPLE_RATE):
     """Voiced, syllable-modulated harmonic signal with a gliding pitch, plus noise."""
     rng = np.random.default_rng(seed)

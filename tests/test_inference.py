@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 import export_fixtures as fx
-from tfspk import audio, export
+from tfspk import audio
 from tfspk.inference import ClipTooShortError, SpeakerModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,12 +20,7 @@ ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISI
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inference")
-    model_dir = str(root / "run")
-    fx.make_model_dir(model_dir, fx.tiny_spec())
-    base = str(root / "models" / "spk")
-    export.export_saved_model(model_dir, base, version=1, warmup=False)
-    return base
+    return fx.export_tiny_model(tmp_path_factory.mktemp("inference"))
 
 
 def _speech(seconds, seed, librispeech):

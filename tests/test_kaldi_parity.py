@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import kaldi_native_fbank as knf
+import kaldi_reference
 
 from tfspk import features as F
 
@@ -37,30 +37,9 @@ _SETS = {
 _PARAMS = [pytest.param(name, kind, snip, id=f"{name}-{kind}-snip_edges={snip}")
            for name in _SETS for kind in ("mfcc", "fbank") for snip in (True, False)]
 
-_FRAME_FIELDS = ("frame_length_ms", "frame_shift_ms", "snip_edges", "preemph_coeff",
-                 "remove_dc_offset", "window_type", "round_to_power_of_two",
-                 "blackman_coeff")
-_TOP_FIELDS = ("num_ceps", "use_energy", "raw_energy", "energy_floor",
-               "cepstral_lifter", "use_log_fbank", "use_power")
-
-
 def reference(samples, rate, kind, options):
     full = F.resolve_options(kind, rate, **options)
-    opts = knf.MfccOptions() if kind == "mfcc" else knf.FbankOptions()
-    opts.frame_opts.samp_freq = rate
-    opts.frame_opts.dither = 0.0
-    for name in _FRAME_FIELDS:
-        setattr(opts.frame_opts, name, full[name])
-    opts.mel_opts.num_bins = full["num_mel_bins"]
-    opts.mel_opts.low_freq = full["low_freq"]
-    opts.mel_opts.high_freq = full["high_freq"]
-    for name in _TOP_FIELDS:
-        if name in full:
-            setattr(opts, name, full[name])
-    computer = knf.OnlineMfcc(opts) if kind == "mfcc" else knf.OnlineFbank(opts)
-    computer.accept_waveform(rate, (samples * 32768.0).tolist())
-    computer.input_finished()
-    return np.stack([computer.get_frame(i) for i in range(computer.num_frames_ready)])
+    return kaldi_reference.knf_features(samples, rate, kind, full)
 
 
 @pytest.fixture(scope="module")

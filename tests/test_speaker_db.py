@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import export_fixtures as fx
-from tfspk import audio, export, speaker_db
+from tfspk import audio, speaker_db
 from tfspk.inference import SpeakerModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,12 +23,7 @@ MODEL = {"export": "/m/1", "fingerprint": "f" * 64}
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("db_model")
-    model_dir = str(root / "run")
-    fx.make_model_dir(model_dir, fx.tiny_spec())
-    base = str(root / "models" / "spk")
-    export.export_saved_model(model_dir, base, version=1, warmup=False)
-    return base
+    return fx.export_tiny_model(tmp_path_factory.mktemp("db_model"))
 
 
 def test_enroll_twice_adds_and_keeps_utterances(tmp_path):
