@@ -250,15 +250,34 @@ def test_check_audio_reasons():
          "1 of 16000 samples are NaN or Inf"),
         (good[:4000], "too_short", "0.250 s < 0.5 s"),
         (np.zeros(rate, np.float32), "silent", "all samples are zero"),
-        (good * 1e-4, "silent", "peak -86.0 dBFS is below -60.0 dBFS"),
+        (good * 1e-4, "silent", "RMS -89.0 dBFS after removing the DC offset"),
+        (np.full(rate, 0.25, np.float32), "silent", "constant signal (DC offset 0.25 only"),
+        # DC plus a little noise: loud by peak, silent once the offset is removed.
+        (0.5 + 1e-4 * np.random.default_rng(0).standard_normal(rate).astype(np.float32),
+         "silent", "after removing the DC offset (0.5)"),
     ]
     for samples, reason, message in cases:
         with pytest.raises(AudioError) as info:
             check_audio(samples, rate, "x.wav", min_seconds=0.5)
         assert info.value.reason == reason
         assert message in str(info.value) and "x.wav" in str(info.value)
-    # -50 dBFS peak is quiet but not silent.
+    # -50 dBFS peak (-53 dBFS RMS) is quiet but not silent, with or without a DC offset.
     check_audio(good * 10 ** (-50 / 20) / 0.5, rate, "quiet.wav")
+    check_audio(0.3 + good * 10 ** (-50 / 20) / 0.5, rate, "quiet_dc.wav")
+
+
+def test_float_file_beyond_full_scale_is_refused_with_its_peak(tmp_path):
+    rate = 16000
+    loud = sine(200.0, rate, 1.0, amplitude=1.5)
+    path = tmp_path / "loud.wav"
+    soundfile.write(path, loud, rate, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"loud.wav: out of range: float samples reach "
+                                         r"1.5 ") as info:
+        load_audio(path, rate)
+    assert info.value.reason == "out_of_range"
+    # Exactly full scale is fine, and so is an integer file (it cannot exceed it).
+    soundfile.write(tmp_path / "full.wav", loud / 1.5, rate, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "full.wav", rate)[0], loud / 1.5)
 
 
 def test_check_audio_clipping_is_opt_in():

@@ -14,9 +14,14 @@ from absl import app, flags
 from tfspk.shards import cli
 from tfspk.shards.beam import RUNNERS, build_split_beam
 
-cli.define_build_flags()
-flags.DEFINE_enum("runner", "DirectRunner", list(RUNNERS), "Beam runner.")
 FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values=FLAGS):
+    """CLI flags; defined when run as a program, so importing this module defines none."""
+    cli.define_build_flags(flag_values)
+    flags.DEFINE_enum("runner", "DirectRunner", list(RUNNERS), "Beam runner.",
+                      flag_values=flag_values)
 
 
 def parse_flags(argv):
@@ -24,6 +29,7 @@ def parse_flags(argv):
     return FLAGS(argv, known_only=True)
 
 
+@cli.user_errors
 def main(argv):
     pipeline_args = [f"--runner={FLAGS.runner}"] + list(argv[1:])
     if FLAGS["num_workers"].present:
@@ -35,4 +41,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=parse_flags)

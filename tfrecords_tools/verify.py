@@ -10,25 +10,26 @@ import sys
 
 from absl import app, flags
 
+from tfspk.shards.cli import user_errors
 from tfspk.shards.verify import verify_dir
 
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
     """CLI flags; defined when run as a program, so importing this module defines none."""
-    flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.")
-    flags.DEFINE_string("split", None, "Split to check (default: every split in data_dir).")
-    flags.mark_flag_as_required("data_dir")
+    flags.DEFINE_string("data_dir", None, "Directory written by tfrecords_tools.build.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("split", None, "Split to check (default: every split in data_dir).",
+                        flag_values=flag_values)
+    flags.mark_flag_as_required("data_dir", flag_values=flag_values)
 
 
-def main(argv):
+@user_errors
+def main(argv, flag_values=FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        reports = verify_dir(FLAGS.data_dir, FLAGS.split)
-    except ValueError as error:
-        raise app.UsageError(str(error))
+    reports = verify_dir(flag_values.data_dir, flag_values.split)
     failed = False
     for report in reports:
         status = "OK" if report.ok else f"{len(report.problems)} problem(s)"

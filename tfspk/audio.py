@@ -23,10 +23,20 @@ import soxr
 #: Extensions decoded with PyAV instead of libsndfile.
 PYAV_EXTENSIONS = (".m4a", ".aac", ".mp4")
 
-#: ``check_audio`` calls a signal silent when its peak stays below -60 dBFS (about 33 LSB
-#: of 16-bit PCM): no recording with audible speech is that quiet, and dither or
-#: quantisation noise of an empty channel is far below it.
-SILENCE_PEAK = 10.0 ** (-60.0 / 20.0)
+#: ``check_audio`` calls a signal silent when its RMS level *after removing its mean* (the
+#: DC offset) stays below -60 dBFS (RMS 0.001, about 33 LSB of 16-bit PCM; full scale is
+#: 1.0): no recording with audible speech is that quiet, while dither or quantisation
+#: noise of an empty channel is far below it. Removing the mean first makes a channel
+#: that only carries a DC offset (a constant, e.g. a biased ADC with nothing plugged in)
+#: silent too, however large the offset: it holds no speech to embed.
+SILENCE_RMS = 10.0 ** (-60.0 / 20.0)
+#: Former name of the threshold (it was compared with the peak before DC removal).
+SILENCE_PEAK = SILENCE_RMS
+
+#: Sample formats that can store values beyond full scale (±1.0). ``load_audio`` raises
+#: AudioError (reason ``out_of_range``) when such a file holds any: converting them to
+#: PCM would clip them without a word, and their level is unknown anyway.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 #: A sample counts as clipped at the 16-bit rails, |x| >= 32767 / 32768.
 CLIP_LEVEL = 32767.0 / 32768.0
@@ -45,7 +55,8 @@ class AudioError(ValueError):
 
     ``reason`` is a short machine-readable code (``missing``, ``unreadable``, ``truncated``,
     ``multichannel``, ``sample_rate``, ``span``, ``missing_dependency``, ``empty``,
-    ``non_finite``, ``too_short``, ``silent``, ``clipped``) for reject lists; the message
+    ``non_finite``, ``out_of_range``, ``too_short``, ``silent``, ``clipped``) for reject
+    lists; the message
     names the file and explains the problem.
     """
 
@@ -77,7 +88,8 @@ def load_audio(path: os.PathLike | str, sample_rate: Optional[int] = None, *,
 
     Raises:
       AudioError: missing, unreadable, truncated or multi-channel file, a rate mismatch with
-        ``resample=False``, a span outside the file, or m4a without PyAV.
+        ``resample=False``, a span outside the file, a float file with samples beyond ±1
+        (``out_of_range``, naming the peak), or m4a without PyAV.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -95,6 +107,8 @@ def load_audio(path: os.PathLike | str, sample_rate: Optional[int] = None, *,
             _check_rate(path, file_rate, sample_rate, resample)
             native_span = _native_span(start, end, file_rate, sample_rate, sound.frames)
             samples = _read_soundfile(path, sound, *native_span)
+            if sound.subtype in FLOAT_SUBTYPES:
+                _check_full_scale(samples, path)
 
     samples = _to_mono(samples, path, downmix)
     rate = file_rate if sample_rate is None else sample_rate
@@ -148,14 +162,28 @@ def write_wav(path: os.PathLike | str, samples: np.ndarray, rate: int) -> None:
         raise AudioError(f"cannot write WAV file: {error}", path, "write_failed") from error
 
 
+def _check_full_scale(samples: np.ndarray, path: str) -> None:
+    finite = samples[np.isfinite(samples)]
+    peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if peak > 1.0:
+        count = int(np.count_nonzero(np.abs(finite) > 1.0))
+        raise AudioError(f"out of range: float samples reach {peak:.4g} ({count} of "
+                         f"{samples.size} beyond ±1.0 full scale); they would be clipped. "
+                         "Rescale the file (e.g. divide by its peak) or write it as PCM",
+                         path, "out_of_range")
+
+
 def check_audio(samples: np.ndarray, rate: int, path: os.PathLike | str,
-                min_seconds: float = 0.5, *, silence_peak: float = SILENCE_PEAK,
-                max_clipped_fraction: Optional[float] = None) -> None:
+                min_seconds: float = 0.5, *, silence_rms: float = SILENCE_RMS,
+                max_clipped_fraction: Optional[float] = None,
+                silence_peak: Optional[float] = None) -> None:
     """Raises AudioError when a waveform is unusable for training or scoring.
 
+    The one check the shard build, ``eval.extract`` and ``tfspk.inference`` share.
     Checks, in order, each with its own ``reason``: ``empty`` (no samples), ``non_finite``
-    (NaN or Inf), ``too_short`` (under ``min_seconds``), ``silent`` (peak below
-    ``silence_peak``, -60 dBFS by default; all-zero audio says so), and, only when
+    (NaN or Inf), ``too_short`` (under ``min_seconds``), ``silent`` (RMS after removing
+    the mean below ``silence_rms``, -60 dBFS by default, see ``SILENCE_RMS``; all-zero and
+    DC-only audio say so), and, only when
     ``max_clipped_fraction`` is given, ``clipped`` (more than that fraction of samples at the
     16-bit rails). Clipping is off by default because clipped but intelligible speech is
     still useful speaker data (VoxCeleb has plenty).
@@ -176,12 +204,21 @@ def check_audio(samples: np.ndarray, rate: int, path: os.PathLike | str,
     seconds = samples.shape[0] / rate
     if seconds < min_seconds:
         raise AudioError(f"too short: {seconds:.3f} s < {min_seconds} s", path, "too_short")
-    peak = float(np.max(np.abs(samples)))
-    if peak == 0.0:
+    if silence_peak is not None:  # former keyword
+        silence_rms = silence_peak
+    values = samples.astype(np.float64)
+    if not np.any(values):
         raise AudioError("silent: all samples are zero", path, "silent")
-    if peak < silence_peak:
-        raise AudioError(f"silent: peak {20 * math.log10(peak):.1f} dBFS is below "
-                         f"{20 * math.log10(silence_peak):.1f} dBFS", path, "silent")
+    offset = float(np.mean(values))
+    rms = float(np.sqrt(np.mean((values - offset) ** 2)))
+    if rms < silence_rms:
+        limit = 20 * math.log10(silence_rms)
+        if rms <= 1e-12 * max(1.0, abs(offset)):
+            raise AudioError(f"silent: constant signal (DC offset {offset:.4g} only, no "
+                             f"variation; threshold {limit:.1f} dBFS RMS)", path, "silent")
+        raise AudioError(f"silent: RMS {20 * math.log10(rms):.1f} dBFS after removing the "
+                         f"DC offset ({offset:.3g}) is below {limit:.1f} dBFS", path,
+                         "silent")
     if max_clipped_fraction is not None:
         clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
         if clipped > max_clipped_fraction:

@@ -124,11 +124,44 @@ def _records_with_filenames(files: list[str], *, cycle_length: int, seed: int | 
     if repeat:
         names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
 
+    gzip = [f.endswith(".gz") for f in files]
+    if any(gzip) and not all(gzip):
+        raise ShardFilesError(f"{files[gzip.index(False)]} and {files[gzip.index(True)]}: "
+                              "a mix of gzip and uncompressed shards; use one kind")
+    compression = "GZIP" if all(gzip) else ""
+
     def read(path):
-        return tf.data.TFRecordDataset(path).map(lambda record: (record, path))
+        return tf.data.TFRecordDataset(path, compression_type=compression).map(
+            lambda record: (record, path))
 
     return names.interleave(read, cycle_length=max(1, min(cycle_length, len(files))),
                             block_length=1, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class ShardFilesError(ValueError):
+    """A shard glob matches files that are not shards, or shards without any example."""
+
+
+def _shard_files_checked(file_pattern, require_examples: bool) -> list[str]:
+    """The files of a shard glob, refusing non-shard files (sidecar `.json`, `.tmp-`
+    leftovers, ...) by name, and, for training, shards that hold no record at all:
+    an endlessly repeated empty dataset would make the first batch wait forever."""
+    from tfspk.shards.verify import SHARD_NAME_RE
+
+    files = list_files(file_pattern, "TFRecord shards")
+    wrong = [f for f in files if not SHARD_NAME_RE.search(f)]
+    if wrong:
+        raise ShardFilesError(f"{file_pattern}: matches files that are not TFRecord shards: "
+                              f"{', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}")
+    if require_examples:
+        for path in files:
+            compression = "GZIP" if path.endswith(".gz") else ""
+            if any(True for _ in tf.data.TFRecordDataset(path, compression).take(1)):
+                break
+        else:
+            raise ShardFilesError(f"{file_pattern}: the {len(files)} shard(s) hold no "
+                                  "examples")
+    return files
 
 
 def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
@@ -255,7 +288,7 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
       "plan": {...}, "sources": {...}}, labels), "plan"/"sources" holding what
       augmentation needs (empty without it).
     """
-    files = list_files(file_pattern, "TFRecord shards")
+    files = _shard_files_checked(file_pattern, require_examples=True)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if augmentation is not None and augmentation.source_kinds:
@@ -326,7 +359,7 @@ def eval_dataset(file_pattern, *, batch_size: int, sample_rate: int = 16000,
     `max_seconds` keeps only the first `max_seconds` of each utterance. Batches are not
     sorted by length: the order of the shards is kept so results line up with them.
     """
-    files = list_files(file_pattern, "TFRecord shards")
+    files = _shard_files_checked(file_pattern, require_examples=False)
     max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tfspk.shards import metadata as meta
 from tfspk.shards.build import (BuildConfig, BuildError, BuildResult, finalize_split,
-                                pending_shards, prepare_plan, write_encoded_shard)
+                                output_lock, pending_shards, prepare_plan,
+                                write_encoded_shard)
 from tfspk.shards.encode import EncodedUtterance, encode_utterance
 
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
@@ -45,6 +46,11 @@ def build_split_beam(utterances: Sequence[Any], config: BuildConfig,
     `pipeline_args` are Beam pipeline options, e.g. `["--runner=DirectRunner",
     "--direct_num_workers=2"]`.
     """
+    with output_lock(config):
+        return _build_split_beam_locked(utterances, config, pipeline_args)
+
+
+def _build_split_beam_locked(utterances, config, pipeline_args) -> BuildResult:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 

@@ -11,6 +11,14 @@ Steps (`build_split`):
    `<split>.rejects.tsv` and `<split>.metadata.json`.
 
 A build killed at any point is finished by running the same command again.
+
+Refusals (`BuildError`, a ValueError, raised before anything is written unless noted):
+another build holds the output directory (`tfspk.locking.DirectoryLock`, the holder is
+named); more shards than utterances to encode (no shard may be empty by construction);
+a settings value out of range. A build whose every input is rejected writes
+`<split>.rejects.tsv`, deletes its (empty) shards and raises, so no `metadata.json`
+ever describes a split without examples. A file listed in a manifest but missing on
+disk is a reject (reason `missing`), not an abort.
 """
 from __future__ import annotations
 
@@ -18,10 +26,12 @@ import dataclasses
 import datetime
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from tfspk.locking import DirectoryLock
 from tfspk.shards import metadata as meta
 from tfspk.shards import planning
 from tfspk.shards.encode import EncodedUtterance, EncodeOptions, encode_utterance
@@ -34,8 +44,12 @@ INPUT_FORMATS = ("voxceleb", "kaldi", "timit", "manifest")
 KILL_AFTER_ENV = "TFSPK_SHARDS_TEST_KILL_AFTER"
 
 
-class BuildError(RuntimeError):
-    """The build cannot start or its outputs do not add up."""
+class BuildError(ValueError, RuntimeError):
+    """The build cannot start or its outputs do not add up; the message names the file,
+    directory or setting (a ValueError, so CLIs report it as a user error)."""
+
+
+_SPLIT_RE = re.compile(r"^[^./\\\s][^/\\\s]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +74,31 @@ class BuildConfig:
     overwrite: bool = False
     command: Sequence[str] = ()
     flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.split, str) or not _SPLIT_RE.match(self.split):
+            problems.append(f"split (--split) must be a non-empty name without '/', "
+                            f"whitespace or a leading '.', got {self.split!r}")
+        if not 0.0 <= self.max_reject_fraction <= 1.0:
+            problems.append("max_reject_fraction (--max_reject_fraction) must be in "
+                            f"[0, 1], got {self.max_reject_fraction}")
+        if self.num_workers < 1:
+            problems.append(f"num_workers (--num_workers) must be >= 1, got {self.num_workers}")
+        if self.compression not in ("none", "gzip"):
+            problems.append(f"compression (--compression) must be 'none' or 'gzip', got "
+                            f"{self.compression!r}")
+        if self.unseen_speakers not in ("append", "reject"):
+            problems.append("unseen_speakers (--unseen_speakers) must be 'append' or "
+                            f"'reject', got {self.unseen_speakers!r}")
+        if not self.encode.sample_rate > 0:
+            problems.append(f"sample_rate (--sample_rate) must be > 0, got "
+                            f"{self.encode.sample_rate}")
+        if not self.encode.min_seconds >= 0:
+            problems.append(f"min_seconds (--min_duration) must be >= 0, got "
+                            f"{self.encode.min_seconds}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def files(self) -> meta.SplitFiles:
         return meta.SplitFiles(self.output_dir, self.split, self.num_shards,
@@ -112,7 +151,9 @@ def read_corpus(input_format: str, input_path: str, sample_rate: int = 16000, *,
         return read_timit(input_path)
     if input_format == "manifest":
         from tfspk.corpora.manifest import read_manifest
-        return read_manifest(input_path)
+        # A listed file that is missing becomes a reject (reason `missing`) when its
+        # shard is written, like any other unusable audio, instead of aborting.
+        return read_manifest(input_path, check_exists=False)
     raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
 
 
@@ -131,6 +172,17 @@ def prepare_plan(utterances: Sequence[Any], config: BuildConfig) -> planning.Sha
                                 config.unseen_speakers)
     plan = planning.make_plan(utterances, config.split, config.num_shards, labels,
                               config.settings())
+    to_encode = sum(1 for item in plan.items if item.reject is None)
+    if to_encode == 0:
+        raise BuildError(
+            f"split {config.split!r}: none of the {len(plan.items)} inputs can be encoded "
+            f"({plan.items[0].reject if plan.items else 'the corpus is empty'}); "
+            "nothing written")
+    if config.num_shards > to_encode:
+        raise BuildError(
+            f"--num_shards={config.num_shards} but split {config.split!r} has only "
+            f"{to_encode} utterances to encode: some shards would be empty; pass "
+            f"--num_shards={to_encode} or fewer")
     if os.path.exists(files.plan_path):
         previous = meta.load_plan(files.plan_path)
         if previous.to_json() != plan.to_json():
@@ -233,6 +285,21 @@ def finalize_split(plan: planning.ShardPlan, config: BuildConfig,
     rejects = sorted((tuple(row) for s in sidecars.values() for row in s["rejects"]),
                      key=lambda row: row[3])
     meta.write_rejects_tsv(files.rejects_path, rejects)
+    if num_examples == 0:
+        for shard in range(plan.num_shards):
+            for path in (files.shard_path(shard), files.sidecar_path(shard)):
+                if os.path.exists(path):
+                    os.remove(path)
+        if os.path.exists(files.metadata_path):
+            os.remove(files.metadata_path)
+        counts: dict[str, int] = {}
+        for row in rejects:
+            code = str(row[1]).split(":", 1)[0]
+            counts[code] = counts.get(code, 0) + 1
+        summary = ", ".join(f"{code} x{n}" for code, n in sorted(counts.items()))
+        raise BuildError(
+            f"split {plan.split!r}: all {num_rejected} inputs were rejected ({summary}); "
+            f"no shards kept; reasons per file in {files.rejects_path}")
     seconds = sum(s["seconds"] for s in sidecars.values())
     speakers = {row[1] for s in sidecars.values() for row in s["examples"]}
     num_inputs = len(plan.items)
@@ -309,10 +376,21 @@ def _run_tasks(tasks: list[ShardTask], num_workers: int, desc: str,
                 pool.join()
 
 
+def output_lock(config: BuildConfig) -> DirectoryLock:
+    """The lock one build holds on its output directory for its whole run."""
+    return DirectoryLock(config.output_dir, command=list(config.command) or None)
+
+
 def build_split(utterances: Sequence[Any], config: BuildConfig) -> BuildResult:
-    """Builds (or finishes) one split from `tfspk.corpora` Utterances."""
+    """Builds (or finishes) one split from `tfspk.corpora` Utterances, holding the
+    output directory's lock (`LockHeldError` names another build that holds it)."""
     if config.num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {config.num_shards}")
+        raise ValueError(f"num_shards (--num_shards) must be >= 1, got {config.num_shards}")
+    with output_lock(config):
+        return _build_split_locked(utterances, config)
+
+
+def _build_split_locked(utterances: Sequence[Any], config: BuildConfig) -> BuildResult:
     plan = prepare_plan(utterances, config)
     files = config.files()
     pending, sidecars = pending_shards(plan, files)

@@ -142,3 +142,139 @@ def verify_dir(data_dir: str, split: str | None = None) -> list[VerifyReport]:
     if not splits:
         raise ValueError(f"{data_dir}: no <split>.metadata.json found")
     return [verify_split(data_dir, name) for name in splits]
+
+
+# ------------------------------------------------------------- before training
+class ShardSetError(ValueError):
+    """Files a training or evaluation glob matches are not a usable set of shards; the
+    message names the file(s) and the flag or glob."""
+
+
+#: Names a shard may have: `*.tfrecord[s]`, `*.tfrec`, optionally `.gz`.
+SHARD_NAME_RE = re.compile(r"\.(tfrecord|tfrecords|tfrec)(\.gz)?$")
+_BUILT_SHARD_RE = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
+CHECK_LEVELS = ("size", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSet:
+    """What `check_shard_set` found: the shard paths (sorted) and their example count."""
+
+    files: tuple[str, ...]
+    num_examples: int
+    examples_per_file: tuple[int, ...]
+
+
+def compression_of(path: str) -> str:
+    """"gzip" for `.gz` shards, else "none"."""
+    return "gzip" if path.endswith(".gz") else "none"
+
+
+def check_shard_set(files, what: str = "--train_data", level: str = "size") -> ShardSet:
+    """Checks, before a long job reads them, that `files` (paths or one glob) are whole
+    shards holding at least one example.
+
+    - every file must be named like a shard (`SHARD_NAME_RE`): sidecar `.json` files,
+      `.tmp-` leftovers or TSVs caught by a loose glob are refused by name;
+    - a shard written by `tfrecords_tools.build` is checked against its split's
+      `metadata.json` as `verify` does: it must be listed there and have the recorded
+      size (`level="size"`, instant) or sha256 (`level="full"`, reads every byte), so a
+      truncated or replaced shard is named now, not as a DataLossError mid-run; its
+      example count comes from the metadata;
+    - a shard without metadata is read through (`read_records`: framing and CRCs) to
+      count its records;
+    - zero examples in total is an error (training on them would wait forever).
+
+    Raises ShardSetError naming `what`, the glob and the offending files.
+    """
+    import tensorflow as tf
+
+    if level not in CHECK_LEVELS:
+        raise ValueError(f"level must be one of {CHECK_LEVELS}, got {level!r}")
+    if isinstance(files, str):
+        pattern = files
+        paths = sorted(tf.io.gfile.glob(files))
+        if not paths:
+            raise ShardSetError(f"{what}={pattern}: no files match")
+    else:
+        pattern = ",".join(map(str, files))
+        paths = sorted(map(str, files))
+        if not paths:
+            raise ShardSetError(f"{what}: no files given")
+    not_shards = [p for p in paths if tf.io.gfile.isdir(p) or not SHARD_NAME_RE.search(p)]
+    if not_shards:
+        names = ", ".join(os.path.basename(p) for p in not_shards[:5])
+        more = f" and {len(not_shards) - 5} more" if len(not_shards) > 5 else ""
+        raise ShardSetError(
+            f"{what}={pattern} matches {len(not_shards)} file(s) that are not TFRecord "
+            f"shards: {names}{more}; use a glob that matches only shards, e.g. "
+            "'DIR/train-*.tfrecord'")
+    metadata_cache: dict[tuple[str, str], dict | None] = {}
+    problems, counts = [], []
+    for path in paths:
+        count, problem = _check_one_shard(path, level, metadata_cache)
+        counts.append(count)
+        if problem:
+            problems.append(problem)
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ShardSetError(f"{what}={pattern}: {len(problems)} bad shard(s): {shown}{more}"
+                            "; rebuild them (tfrecords_tools.build resumes) and check with "
+                            "tfrecords_tools.verify")
+    total = sum(counts)
+    if total == 0:
+        raise ShardSetError(f"{what}={pattern}: the {len(paths)} shard(s) hold no examples "
+                            f"({', '.join(os.path.basename(p) for p in paths[:3])}"
+                            f"{', ...' if len(paths) > 3 else ''})")
+    return ShardSet(tuple(paths), total, tuple(counts))
+
+
+def _split_metadata(directory: str, split: str, cache: dict) -> dict | None:
+    key = (directory, split)
+    if key not in cache:
+        import json
+
+        import tensorflow as tf
+
+        path = meta.SplitFiles(directory, split).metadata_path
+        if not tf.io.gfile.exists(path):
+            cache[key] = None
+        else:
+            if "://" in path:
+                try:
+                    with tf.io.gfile.GFile(path) as stream:
+                        data = json.load(stream)
+                except json.JSONDecodeError as error:
+                    raise meta.MetadataError(f"{path}: invalid JSON ({error.msg})") from None
+            else:
+                data = meta.read_json(path)
+            cache[key] = {entry["shard"]: entry for entry in data.get("shards", [])}
+    return cache[key]
+
+
+def _check_one_shard(path: str, level: str, cache: dict) -> tuple[int, str | None]:
+    name = os.path.basename(path)
+    built = _BUILT_SHARD_RE.match(name)
+    entries = (_split_metadata(os.path.dirname(path), built.group("split"), cache)
+               if built else None)
+    if entries is None:
+        try:
+            return len(read_records(path, compression_of(path))), None
+        except ValueError as error:
+            return 0, str(error)
+    entry = entries.get(name)
+    metadata_name = f"{built.group('split')}.metadata.json"
+    if entry is None:
+        return 0, f"{name}: not listed in {metadata_name} (left over from another build?)"
+    import tensorflow as tf
+
+    size = tf.io.gfile.stat(path).length
+    if size != entry.get("bytes", size):
+        return 0, (f"{name}: {size} bytes, {metadata_name} says {entry['bytes']} "
+                   "(truncated or rewritten)")
+    if level == "full":
+        checksum = sha256_file(path)
+        if checksum != entry["sha256"]:
+            return 0, f"{name}: sha256 {checksum} does not match {metadata_name}"
+    return int(entry["num_examples"]), None

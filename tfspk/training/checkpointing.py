@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
+import sys
 import threading
 
 import tensorflow as tf
@@ -41,6 +44,31 @@ def checkpoint_directory(model_dir: str, chief: bool, worker_index: int) -> str:
     if chief:
         return os.path.join(model_dir, "checkpoints")
     return os.path.join(model_dir, "workers", f"worker{worker_index}")
+
+
+_INCOMPLETE_RE = re.compile(r"^(ckpt-\d+_temp.*|checkpoint\.tmp[0-9a-f]*)$")
+
+
+def remove_incomplete_checkpoints(directory: str) -> list[str]:
+    """Deletes what a run killed while saving leaves in a checkpoint directory: the
+    `ckpt-N_temp` directory TensorFlow writes shards to before merging them, and a
+    `checkpoint.tmp*` state file never renamed. The run holds the directory's lock, so
+    no other save can be in progress. Logs one line per removal; returns the names."""
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if not _INCOMPLETE_RE.match(name):
+            continue
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+        removed.append(name)
+        print(f"removed incomplete checkpoint {path} (left by a run killed while "
+              "saving)", file=sys.stderr, flush=True)
+    return removed
 
 
 def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int):

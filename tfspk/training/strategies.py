@@ -51,6 +51,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type == "worker" and task_id == 0
 
 
+def chief_from_tf_config(strategy_name: str) -> bool:
+    """`is_chief` decided from TF_CONFIG alone, before any strategy exists (the CLI
+    takes model_dir's lock and writes flags.txt before building one)."""
+    if strategy_name != "multi_worker":
+        return True
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    if not task:
+        return True
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def task_index_from_tf_config() -> int:
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    return int(config.get("task", {}).get("index", 0))
+
+
 def worker_index(strategy: tf.distribute.Strategy) -> int:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or resolver.task_id is None:

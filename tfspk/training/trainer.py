@@ -1,4 +1,14 @@
-"""The custom training loop shared by every tf.distribute strategy."""
+"""The custom training loop shared by every tf.distribute strategy.
+
+Before anything is written to `model_dir`, `preflight` checks the whole run: every
+setting in range (`validate_config`, naming the field and its flag), the model spec
+against the one already in `model_dir`, the training shards (`tfspk.shards.verify.
+check_shard_set`: only shard files, each whole as its metadata records, at least one
+example) and the validation shards and trials. Then the chief holds `model_dir`'s lock
+(`tfspk.locking.DirectoryLock`; a second run is refused naming the holder, a killed
+run's lock is taken over), deletes the `ckpt-N_temp` leftovers of a run killed while
+saving, and trains.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 import keras
 import numpy as np
@@ -53,6 +64,90 @@ class TrainConfig:
     shuffle_buffer: int = 2048
     seed: int = 0
     record_graph: bool = True
+    verify_shards: str = "size"
+
+
+class TrainConfigError(ValueError):
+    """A TrainConfig value is out of range; the message names the field and its flag."""
+
+
+_POSITIVE_INTS = ("batch_size", "num_frames", "max_steps", "checkpoint_every",
+                  "keep_checkpoints", "log_every", "validate_every", "lr_decay_steps",
+                  "shuffle_buffer")
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Raises TrainConfigError listing every out-of-range value as `field (--flag)`."""
+    problems = []
+
+    def need(ok, name, rule):
+        if not ok:
+            problems.append(f"{name} (--{name}) must be {rule}, got {getattr(config, name)!r}")
+
+    for name in _POSITIVE_INTS:
+        value = getattr(config, name)
+        need(isinstance(value, int) and value >= 1, name, "an integer >= 1")
+    lr = config.learning_rate
+    need(isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0, "learning_rate", "> 0")
+    need(0 < config.lr_decay_rate <= 1, "lr_decay_rate", "in (0, 1]")
+    need(isinstance(config.warmup_steps, int) and 0 <= config.warmup_steps,
+         "warmup_steps", ">= 0")
+    if config.lr_schedule == "cosine" and config.warmup_steps >= config.max_steps:
+        problems.append(f"warmup_steps (--warmup_steps) {config.warmup_steps} must be below "
+                        f"max_steps (--max_steps) {config.max_steps}")
+    need(0 <= config.momentum < 1, "momentum", "in [0, 1)")
+    need(config.weight_decay >= 0, "weight_decay", ">= 0")
+    need(0 <= config.augment_probability <= 1, "augment_probability", "in [0, 1]")
+    if config.augment_probability > 0 and not config.augmentation_data:
+        problems.append("augment_probability (--augment_probability) > 0 needs "
+                        "--augmentation_data")
+    need(config.mixed_precision in MIXED_PRECISION, "mixed_precision",
+         f"one of {MIXED_PRECISION}")
+    need(config.verify_shards in ("size", "full"), "verify_shards", "'size' or 'full'")
+    need(isinstance(config.seed, int) and config.seed >= 0, "seed", ">= 0")
+    warmup = tuple(config.margin_warmup_steps)
+    if len(warmup) != 2 or warmup[0] < 0 or warmup[1] < warmup[0]:
+        problems.append("margin_warmup_steps (--margin_warmup_steps) must be start,end with "
+                        f"0 <= start <= end, got {config.margin_warmup_steps!r}")
+    if bool(config.validation_data) != bool(config.validation_trials):
+        problems.append("--validation_data and --validation_trials go together, got "
+                        f"{config.validation_data!r} and {config.validation_trials!r}")
+    spec = config.spec
+    if any(int(n) < 1 for n in spec.conv_filters):
+        problems.append(f"conv_filters (--conv_filters) must all be >= 1, got "
+                        f"{list(spec.conv_filters)}")
+    if any(int(n) < 1 for n in spec.fc_units):
+        problems.append(f"fc_units (--fc_units) must all be >= 1, got {list(spec.fc_units)}")
+    if spec.head != "softmax":
+        if not 0 <= spec.margin < 1:
+            problems.append(f"margin (--margin) must be in [0, 1), got {spec.margin}")
+        if not spec.scale > 0:
+            problems.append(f"scale (--scale) must be > 0, got {spec.scale}")
+    if problems:
+        raise TrainConfigError("; ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class Preflight:
+    """What `preflight` established: the model spec and the training shards."""
+
+    spec: spec_lib.ModelSpec
+    shards: Any
+
+
+def preflight(config: TrainConfig) -> Preflight:
+    """Every check that can refuse a run, before it writes anything (see module doc)."""
+    from tfspk import trials as trials_lib
+    from tfspk.shards import verify
+
+    validate_config(config)
+    shards = verify.check_shard_set(config.train_data, "--train_data", config.verify_shards)
+    spec = _resolve_spec(config)
+    if config.validation_data:
+        verify.check_shard_set(config.validation_data, "--validation_data",
+                               config.verify_shards)
+        trials_lib.read_trials(config.validation_trials)
+    return Preflight(spec, shards)
 
 
 def read_speaker_count(speakers_tsv: str) -> int:
@@ -172,17 +267,36 @@ def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConf
     return train_step
 
 
-def train(config: TrainConfig) -> dict:
-    """Trains (or resumes) in `config.model_dir`; returns the final step's metrics."""
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+def run_lock(config: TrainConfig, chief: bool, worker: int = 0):
+    """The lock a run holds: `model_dir` for the chief, its own worker directory else."""
+    from tfspk.locking import DirectoryLock
+
+    directory = (config.model_dir if chief else
+                 checkpointing.checkpoint_directory(config.model_dir, False, worker))
+    return DirectoryLock(directory)
+
+
+def train(config: TrainConfig, checked: Preflight | None = None) -> dict:
+    """Trains (or resumes) in `config.model_dir`; returns the final step's metrics.
+
+    Refuses (ValueError naming the flag or file, or `LockHeldError` naming the run that
+    holds `model_dir`) before writing anything; `checked` skips a `preflight` the caller
+    has just run with this config.
+    """
+    checked = checked or preflight(config)
+    strategy = strategies.create_strategy(config.strategy, config.tpu_address)
+    chief = strategies.is_chief(strategy)
+    with run_lock(config, chief, strategies.worker_index(strategy)):
+        return _train_locked(config, checked.spec, strategy, chief)
+
+
+def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
     if config.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     # Same seed -> same initial weights on every worker and under every strategy.
     keras.utils.set_random_seed(config.seed)
-    strategy = strategies.create_strategy(config.strategy, config.tpu_address)
-    chief = strategies.is_chief(strategy)
-    spec = _resolve_spec(config)
+    checkpointing.remove_incomplete_checkpoints(checkpointing.checkpoint_directory(
+        config.model_dir, chief, strategies.worker_index(strategy)))
     if chief:
         os.makedirs(config.model_dir, exist_ok=True)
         spec.save(config.model_dir)
@@ -236,13 +350,11 @@ def train(config: TrainConfig) -> dict:
             if margin_end > margin_start and spec.head != "softmax":
                 classifier.head.set_margin(linear_margin_schedule(
                     step, margin_start, margin_end, spec.margin))
-            trace = chief and config.record_graph and step == start_step
-            if trace:
-                tf.summary.trace_on(graph=True, profiler=False)
             loss, correct = train_step(iterator)
-            if trace:
-                with writer.as_default():
-                    tf.summary.trace_export("train_step", step=step)
+            if chief and config.record_graph and step == start_step:
+                # The step is traced now; its graph goes to TensorBoard's Graphs tab.
+                summaries.write_graph(writer, train_step.get_concrete_function(iterator),
+                                      step=step)
             step += 1
             window_loss += float(loss)
             window_correct += float(correct)
