@@ -6,10 +6,19 @@
 Utterances are sorted by length and batched with padding, so each batch wastes little
 compute on padding; the model's `serving_default` signature takes `waveform` and
 `lengths`. The npz holds `ids`, `embeddings` and `speakers` (no pickles).
+
+Every utterance passes `tfspk.audio.check_audio` (the build's and inference's check:
+empty, NaN/Inf, silent or DC-only audio is refused) before it is embedded. One bad
+utterance (missing, unreadable, silent, refused by the model) does not stop the others:
+it is listed in `<output>.rejects.tsv` beside the npz (`path<TAB>reason<TAB>utt_id`, as
+the shard build writes) and left out of the npz. The exit status is 1 when more than
+--max_reject_fraction of the utterances were rejected (default 0: an evaluation must not
+silently miss utterances), 2 for a user error (`error: ...` naming the file or flag).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from typing import Iterator
 
@@ -26,40 +35,103 @@ class LoadedUtterance:
     utt_id: str
     speaker: str
     waveform: np.ndarray
+    path: str = ""  # the file it came from (named in errors and rejects), if any
 
 
-def read_corpus(input_format: str, path: str, sample_rate: int = 16000
-                ) -> Iterator[LoadedUtterance]:
-    """Yields every utterance of a corpus as a float32 waveform at `sample_rate`."""
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """An utterance left out: `reason` is `<code>: <detail>` (AudioError's code)."""
+
+    utt_id: str
+    path: str
+    reason: str
+
+
+def _reason(error: Exception) -> str:
+    if hasattr(error, "reason") and hasattr(error, "detail"):
+        text = f"{error.reason}: {error.detail}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
+
+
+def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
+                rejects: list | None = None) -> Iterator[LoadedUtterance]:
+    """Yields every utterance of a corpus as a float32 waveform at `sample_rate`.
+
+    With a `rejects` list, an utterance that cannot be loaded (missing or unreadable
+    file, wrong sample rate in a shard) is appended to it as a `Reject` and skipped;
+    without one, its AudioError (naming the file) is raised.
+    """
+    from tfspk import audio
+
+    def refuse(error, utt_id, where):
+        if rejects is None:
+            raise error
+        rejects.append(Reject(utt_id, where, _reason(error)))
+
     if input_format == "tfrecords":
         from tfspk import schema
 
         files = sorted(tf.io.gfile.glob(path))
         if not files:
-            raise FileNotFoundError(f"{path}: no TFRecord shards match")
-        compression = "GZIP" if files[0].endswith(".gz") else ""
-        for record in tf.data.TFRecordDataset(files, compression_type=compression):
-            example = schema.parse_example_numpy(record.numpy())
-            if example["sample_rate"] != sample_rate:
-                raise ValueError(f"{example['utt_id']}: sample rate {example['sample_rate']} "
-                                 f"!= model's {sample_rate}")
-            yield LoadedUtterance(example["utt_id"], example["speaker"],
-                                  example["pcm16"].astype(np.float32) / 32768.0)
+            raise FileNotFoundError(f"--input={path}: no TFRecord shards match")
+        from tfspk.shards.verify import SHARD_NAME_RE
+        wrong = [f for f in files if not SHARD_NAME_RE.search(f)]
+        if wrong:
+            raise ValueError(f"--input={path}: matches files that are not TFRecord shards: "
+                             f"{', '.join(wrong[:5])}")
+        for shard in files:
+            compression = "GZIP" if shard.endswith(".gz") else ""
+            try:
+                for record in tf.data.TFRecordDataset(shard, compression_type=compression):
+                    example = schema.parse_example_numpy(record.numpy())
+                    if example["sample_rate"] != sample_rate:
+                        refuse(audio.AudioError(
+                            f"{example['utt_id']}: sample rate {example['sample_rate']} "
+                            f"!= model's {sample_rate}", shard, "sample_rate"),
+                            example["utt_id"], shard)
+                        continue
+                    yield LoadedUtterance(example["utt_id"], example["speaker"],
+                                          example["pcm16"].astype(np.float32) / 32768.0,
+                                          shard)
+            except tf.errors.OpError as error:
+                message = " ".join(str(error.message).split())
+                raise ValueError(f"{shard}: unreadable shard ({message})") from None
         return
-    from tfspk import audio
     from tfspk.corpora import kaldi, manifest, timit, voxceleb
 
     readers = {"voxceleb": voxceleb.read_voxceleb, "kaldi": kaldi.read_data_dir,
                "timit": timit.read_timit, "manifest": manifest.read_manifest}
     if input_format not in readers:
         raise ValueError(f"unknown input format {input_format!r}; one of {INPUT_FORMATS}")
-    for utt in readers[input_format](path):
-        waveform, _ = audio.load_audio(utt.path, sample_rate, start=utt.start, end=utt.end)
-        yield LoadedUtterance(utt.utt_id, utt.speaker, waveform)
+    if input_format == "manifest" and rejects is not None:
+        corpus = manifest.read_manifest(path, check_exists=False)  # missing -> reject
+    else:
+        corpus = readers[input_format](path)
+    for utt in corpus:
+        try:
+            waveform, _ = audio.load_audio(utt.path, sample_rate, start=utt.start,
+                                           end=utt.end)
+        except audio.AudioError as error:
+            refuse(error, utt.utt_id, utt.path)
+            continue
+        yield LoadedUtterance(utt.utt_id, utt.speaker, waveform, utt.path)
 
 
-def _embed_window(serve, window, batch_size, max_batch_samples, output_key):
-    """Embeds a list of utterances, batching them shortest first; returns [n, D]."""
+def _embed_batch(serve, rows, output_key):
+    lengths = np.array([len(w) for w in rows], np.int32)
+    batch = np.zeros((len(rows), lengths.max()), np.float32)
+    for r, w in enumerate(rows):
+        batch[r, :len(w)] = w
+    output = serve(waveform=tf.constant(batch), lengths=tf.constant(lengths))
+    return output[output_key].numpy()
+
+
+def _embed_window(serve, window, batch_size, max_batch_samples, output_key,
+                  rejects=None):
+    """Embeds a list of utterances, batching them shortest first; returns [n, D] and
+    the indices embedded (all, unless `rejects` took some the model refused)."""
     order = sorted(range(len(window)), key=lambda i: len(window[i].waveform))
     embeddings: list[np.ndarray | None] = [None] * len(window)
     start = 0
@@ -70,31 +142,44 @@ def _embed_window(serve, window, batch_size, max_batch_samples, output_key):
                and (end - start + 1) * len(window[order[end]].waveform) <= max_batch_samples):
             end += 1
         rows = [window[i].waveform for i in order[start:end]]
-        lengths = np.array([len(w) for w in rows], np.int32)
-        batch = np.zeros((len(rows), lengths.max()), np.float32)
-        for r, w in enumerate(rows):
-            batch[r, :len(w)] = w
         try:
-            output = serve(waveform=tf.constant(batch), lengths=tf.constant(lengths))
+            values = _embed_batch(serve, rows, output_key)
         except tf.errors.InvalidArgumentError as error:
             ids = [window[i].utt_id for i in order[start:end]]
-            raise ValueError(f"utterances {ids}: {error.message}") from error
-        values = output[output_key].numpy()
+            if rejects is None:
+                raise ValueError(f"utterances {ids}: {error.message}") from error
+            values = [None] * len(rows)
+            for r, i in enumerate(order[start:end]):  # find the one(s) the model refuses
+                try:
+                    values[r] = _embed_batch(serve, [rows[r]], output_key)[0]
+                except tf.errors.InvalidArgumentError as single:
+                    message = " ".join(str(single.message).split())
+                    rejects.append(Reject(window[i].utt_id, window[i].path,
+                                          f"model: {message}"))
         for r, i in enumerate(order[start:end]):
             embeddings[i] = values[r]
         start = end
-    return np.stack(embeddings).astype(np.float32)
+    kept = [i for i, e in enumerate(embeddings) if e is not None]
+    if not kept:
+        return np.zeros((0, 0), np.float32), kept
+    return np.stack([embeddings[i] for i in kept]).astype(np.float32), kept
 
 
 def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
                        max_batch_samples: int = 16000 * 240, window_size: int = 2048,
                        signature: str = "serving_default", output_key: str = "embedding",
-                       progress: bool = True):
+                       progress: bool = True, rejects: list | None = None,
+                       sample_rate: int = 16000, min_seconds: float = 0.0):
     """Runs the SavedModel over `utterances`; returns (ids, speakers, [N, D] float32).
 
     Utterances stream through in windows of `window_size`, each sorted by length before
     batching, so memory stays bounded on VoxCeleb-sized corpora while padding stays small.
+    Each utterance is first checked with `tfspk.audio.check_audio` (at `sample_rate`,
+    `min_seconds`). With a `rejects` list, an utterance that fails the check or that the
+    model refuses is appended to it as a `Reject` and left out of the result; without
+    one, the first such utterance raises a ValueError naming it.
     """
+    from tfspk import audio
     model = tf.saved_model.load(saved_model)
     if signature not in model.signatures:
         raise ValueError(f"{saved_model}: no signature {signature!r}; "
@@ -104,13 +189,25 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
     bar = tqdm(desc="embedding", unit="utt", disable=not progress, file=sys.stderr)
 
     def flush():
-        chunks.append(_embed_window(serve, window, batch_size, max_batch_samples, output_key))
+        matrix, kept = _embed_window(serve, window, batch_size, max_batch_samples,
+                                     output_key, rejects)
+        if kept:
+            chunks.append(matrix)
+        ids.extend(window[i].utt_id for i in kept)
+        speakers.extend(window[i].speaker for i in kept)
         bar.update(len(window))
         window.clear()
 
     for utt in utterances:
-        ids.append(utt.utt_id)
-        speakers.append(utt.speaker)
+        try:
+            audio.check_audio(utt.waveform, sample_rate, utt.path or utt.utt_id,
+                              min_seconds=min_seconds)
+        except audio.AudioError as error:
+            if rejects is None:
+                raise
+            rejects.append(Reject(utt.utt_id, utt.path, _reason(error)))
+            bar.update(1)
+            continue
         window.append(utt)
         if len(window) >= window_size:
             flush()
@@ -142,20 +239,60 @@ def define_flags(flag_values=flags.FLAGS):
                         "(BASE/NAME/<version>).", flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 16, "Utterances per batch.", lower_bound=1,
                          flag_values=flag_values)
+    flags.DEFINE_float("max_reject_fraction", 0.0, "Exit 1 when more than this fraction "
+                       "of the utterances is rejected (the npz and rejects list are still "
+                       "written).", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_float("min_duration", 0.0, "Reject utterances shorter than this (s); the "
+                       "model's own minimum applies too.", lower_bound=0.0,
+                       flag_values=flag_values)
     flags.mark_flag_as_required("saved_model", flag_values=flag_values)
+    flags.register_validator("sample_rate", lambda v: v is not None and v > 0,
+                             message="--sample_rate must be > 0", flag_values=flag_values)
 
 
-def main(argv):
+def rejects_path(output: str) -> str:
+    """`<output without .npz>.rejects.tsv`, beside the npz."""
+    stem = output[:-4] if output.endswith(".npz") else output
+    return stem + ".rejects.tsv"
+
+
+def _user_errors(main):
+    from tfspk.shards.cli import user_errors
+    return user_errors(main)
+
+
+@_user_errors
+def main(argv, flag_values=flags.FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from eval import embeddings as embeddings_io
+    from tfspk.shards.metadata import write_rejects_tsv
 
-    FLAGS = flags.FLAGS
+    FLAGS = flag_values  # noqa: N806 - the flags this call reads
+    if not os.path.isdir(FLAGS.saved_model):
+        raise ValueError(f"--saved_model={FLAGS.saved_model}: not a directory")
+    rejects: list[Reject] = []
+    utterances = read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate, rejects)
     ids, speakers, matrix = extract_embeddings(
-        FLAGS.saved_model, read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate),
-        batch_size=FLAGS.batch_size)
+        FLAGS.saved_model, utterances, batch_size=FLAGS.batch_size, rejects=rejects,
+        sample_rate=FLAGS.sample_rate, min_seconds=FLAGS.min_duration)
+    listed = rejects_path(FLAGS.output)
+    directory = os.path.dirname(os.path.abspath(FLAGS.output))
+    os.makedirs(directory, exist_ok=True)
+    write_rejects_tsv(listed, [(r.path, r.reason, r.utt_id) for r in rejects])
+    total = len(ids) + len(rejects)
+    if not ids:
+        raise ValueError(f"--input={FLAGS.input}: all {total} utterances were rejected; "
+                         f"nothing written to {FLAGS.output}; reasons in {listed}")
     embeddings_io.save_embeddings(FLAGS.output, ids, matrix, speakers)
-    print(f"wrote {len(ids)} embeddings of dimension {matrix.shape[1]} to {FLAGS.output}")
+    print(f"wrote {len(ids)} embeddings of dimension {matrix.shape[1]} to {FLAGS.output}; "
+          f"{len(rejects)} rejected (listed in {listed})")
+    fraction = len(rejects) / total
+    if fraction > FLAGS.max_reject_fraction:
+        print(f"error: {len(rejects)} of {total} utterances rejected "
+              f"({100 * fraction:.2f}% > --max_reject_fraction "
+              f"{100 * FLAGS.max_reject_fraction:.2f}%); see {listed}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

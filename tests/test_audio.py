@@ -271,8 +271,8 @@ def test_float_file_beyond_full_scale_is_refused_with_its_peak(tmp_path):
     loud = sine(200.0, rate, 1.0, amplitude=1.5)
     path = tmp_path / "loud.wav"
     soundfile.write(path, loud, rate, subtype="FLOAT")
-    with pytest.raises(AudioError, match=r"loud.wav: out of range: float samples reach "
-                                         r"1.5 ") as info:
+    with pytest.raises(AudioError, match=r"loud.wav: float samples reach 1.5, beyond "
+                                         r"±1.0 full scale") as info:
         load_audio(path, rate)
     assert info.value.reason == "out_of_range"
     # Exactly full scale is fine, and so is an integer file (it cannot exceed it).

@@ -218,3 +218,37 @@ def test_training_options_run_and_stay_finite(voxceleb_shards, tmp_path, options
         keras.mixed_precision.set_global_policy("float32")
     assert result["step"] == 4
     assert math.isfinite(result["loss"])
+
+
+def test_tensorboard_holds_every_promised_scalar_and_the_graph(voxceleb_shards, tmp_path):
+    from tfspk.training import summaries
+
+    trainer.train(tiny_config(voxceleb_shards, tmp_path, max_steps=2, log_every=1,
+                              record_graph=True,
+                              validation_data=voxceleb_shards["test"],
+                              validation_trials=voxceleb_shards["trials"],
+                              validate_every=2))
+    train_events = summaries.read_events(str(tmp_path / "train"))
+    assert train_events["graphs"] == 1
+    for tag in summaries.TRAIN_SCALARS:
+        assert [step for step, _ in train_events["scalars"][tag]] == [1, 2], tag
+    validation_events = summaries.read_events(str(tmp_path / "validation"))
+    for tag in summaries.VALIDATION_SCALARS:
+        steps_values = validation_events["scalars"][tag]
+        assert [step for step, _ in steps_values] == [2], tag
+        assert 0.0 <= steps_values[0][1] <= 1.0 or tag.startswith("min_dcf")
+
+
+def test_incomplete_checkpoint_of_a_killed_save_is_removed_at_start(voxceleb_shards,
+                                                                    tmp_path, capsys):
+    trainer.train(tiny_config(voxceleb_shards, tmp_path, max_steps=5))
+    temp = tmp_path / "checkpoints" / "ckpt-10_temp"
+    temp.mkdir()
+    (temp / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
+    (tmp_path / "checkpoints" / "checkpoint.tmp0123abcd").write_text("half")
+    result = trainer.train(tiny_config(voxceleb_shards, tmp_path, max_steps=6))
+    assert result["step"] == 6
+    assert not temp.exists()
+    assert not (tmp_path / "checkpoints" / "checkpoint.tmp0123abcd").exists()
+    assert "removed incomplete checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "tfspk.lock").exists()  # released after the run

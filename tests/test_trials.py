@@ -81,3 +81,47 @@ def test_ids_with_extensions_match_in_both_formats_and_keep_their_listed_form(tm
         assert [(t.label, t.enroll, t.test) for t in trials] == [
             (1, ids[0], ids[2]), (0, ids[0], ids[1])]
         assert trials[1].listed_ids() == (f"{ids[0]}.wav", ids[1])
+
+
+@pytest.mark.parametrize("content,message", [
+    ("1 a/1.wav a/1.wav\n0 a/1.wav b/2.wav\n",
+     r"list.txt:1: 1 trial\(s\) of an utterance against itself on line\(s\) 1"),
+    ("1 a/1.wav a/2.wav\n0 a/1.wav b/2.wav\n1 a/1.wav a/2.wav\n",
+     r"list.txt:3: 1 duplicate trial\(s\): line\(s\) 3 \(= line 1\); pass drop_duplicates"),
+    ("1 a/1.wav a/2.wav\n0 a/1.wav b/2.wav\n0 a/2.wav a/1.wav\n",
+     r"list.txt:3: 1 pair\(s\) with contradictory labels: line 3 labels 'a/2' vs 'a/1' 0, "
+     r"line 1 1"),
+    ("a b target\nb a nontarget\na c nontarget\n", r"list.txt:2: 1 pair\(s\) with "
+     r"contradictory"),
+])
+def test_self_duplicate_and_contradictory_trials_are_refused_with_lines(tmp_path, content,
+                                                                        message):
+    path = tmp_path / "list.txt"
+    path.write_text(content)
+    with pytest.raises(TrialListError, match=message):
+        read_trials(path, self_trials="error")
+
+
+def test_self_trials_warn_by_default_with_their_lines(tmp_path, caplog):
+    path = tmp_path / "list.txt"
+    path.write_text("1 a/1.wav a/1.wav\n0 a/1.wav b/2.wav\n")
+    with caplog.at_level("WARNING", logger="tfspk.trials"):
+        assert len(read_trials(path)) == 2
+    assert "1 trial(s) of an utterance against itself on line(s) 1" in caplog.text
+    assert len(read_trials(path, self_trials="keep")) == 2
+
+
+def test_drop_duplicates_keeps_the_first_and_reports_the_count(tmp_path, caplog):
+    path = tmp_path / "list.txt"
+    path.write_text("1 a/1.wav a/2.wav\n0 a/1.wav b/2.wav\n1 a/1.wav a/2.wav\n"
+                    "0 a/1.wav b/2.wav\n1 a/2.wav a/1.wav\n")
+    with caplog.at_level("WARNING", logger="tfspk.trials"):
+        trials = read_trials(path, drop_duplicates=True)
+    # The reversed pair with the same label is a distinct trial and stays.
+    assert [(t.label, t.enroll, t.test) for t in trials] == [
+        (1, "a/1", "a/2"), (0, "a/1", "b/2"), (1, "a/2", "a/1")]
+    assert "dropped 2 duplicate trial(s) (lines 3, 4)" in caplog.text
+    # Contradictions are never dropped silently.
+    path.write_text("1 a/1.wav a/2.wav\n0 a/1.wav a/2.wav\n0 a/1.wav b/2.wav\n")
+    with pytest.raises(TrialListError, match="list.txt:2: 1 pair"):
+        read_trials(path, drop_duplicates=True)

@@ -167,8 +167,8 @@ def _check_full_scale(samples: np.ndarray, path: str) -> None:
     peak = float(np.max(np.abs(finite))) if finite.size else 0.0
     if peak > 1.0:
         count = int(np.count_nonzero(np.abs(finite) > 1.0))
-        raise AudioError(f"out of range: float samples reach {peak:.4g} ({count} of "
-                         f"{samples.size} beyond ±1.0 full scale); they would be clipped. "
+        raise AudioError(f"float samples reach {peak:.4g}, beyond ±1.0 full scale "
+                         f"({count} of {samples.size} samples); they would be clipped. "
                          "Rescale the file (e.g. divide by its peak) or write it as PCM",
                          path, "out_of_range")
 

@@ -146,7 +146,7 @@ def preflight(config: TrainConfig) -> Preflight:
     if config.validation_data:
         verify.check_shard_set(config.validation_data, "--validation_data",
                                config.verify_shards)
-        trials_lib.read_trials(config.validation_trials)
+        trials_lib.read_trials(config.validation_trials, self_trials="error")
     return Preflight(spec, shards)
 
 
@@ -369,7 +369,7 @@ def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
                     "examples_per_second": window_steps * global_batch / max(elapsed, 1e-9),
                 }
                 with writer.as_default(step=step):
-                    for key in ("loss", "accuracy", "learning_rate", "examples_per_second"):
+                    for key in summaries.TRAIN_SCALARS:
                         tf.summary.scalar(key, last[key])
                 writer.flush()
                 if chief:

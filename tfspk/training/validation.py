@@ -49,7 +49,7 @@ def cosine_trial_scores(ids, embeddings, trial_list):
 def validate(frontend, embedding_model, dataset, trials_path, embedding_layer="fc2"):
     ids, speakers, embeddings = embed_dataset(frontend, embedding_model, dataset,
                                               embedding_layer)
-    trial_list = trials_lib.read_trials(trials_path, known_ids=set(ids))
+    trial_list = trials_lib.read_trials(trials_path, known_ids=set(ids), self_trials="error")
     scores, labels = cosine_trial_scores(ids, embeddings, trial_list)
     eer, _ = metrics.eer(scores, labels)
     return ValidationResult(

@@ -1,0 +1,628 @@
+"""Hostile inputs to every CLI of the data and training path, and to trial lists.
+
+Each case asserts a clear refusal (a ValueError subclass, or a non-zero exit with the
+file or flag named and no traceback for user errors) and that nothing good was lost
+(previously built shards still verify, flags.txt of a running model is untouched).
+CLIs run in-process (`main(argv, flag_values=...)`) except where the absence of a
+traceback on stderr is the point.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile
+from absl import flags
+
+import shards_fixtures as fx
+from tfspk.corpora.records import Utterance
+from tfspk.locking import DirectoryLock, LockHeldError
+from tfspk.shards import metadata as meta
+from tfspk.shards.build import BuildConfig, BuildError, build_split
+from tfspk.shards.verify import ShardSetError, check_shard_set, verify_split
+from tfspk.trials import TrialListError, read_trials
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+# ------------------------------------------------------------------------ helpers
+def run_cli(module, args, capsys):
+    """Parses `args` for `module` and runs its main in-process.
+
+    Returns (status, text): status "flags" with absl's message when parsing refuses,
+    else the exit status (0, 1, 2); text is the error message or stderr."""
+    values = flags.FlagValues()
+    module.define_flags(values)
+    capsys.readouterr()
+    try:
+        values([module.__name__] + list(args))
+    except flags.Error as error:
+        return "flags", str(error)
+    try:
+        module.main([module.__name__], flag_values=values)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+        if not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)
+    captured = capsys.readouterr()
+    return status, captured.err + captured.out
+
+
+def run_subprocess(args, timeout=300):
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_wav(path, pcm, rate=16000, subtype="PCM_16"):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    soundfile.write(str(path), pcm, rate, subtype=subtype)
+    return str(path)
+
+
+def good_files(folder, count=4):
+    return [write_wav(os.path.join(folder, f"g{i}.wav"), fx.speech_like(1.0, seed=i))
+            for i in range(count)]
+
+
+def write_manifest(path, entries):
+    """entries: (path, speaker, utt_id)."""
+    with open(path, "w") as stream:
+        stream.writelines(f"{p}\t{s}\t{u}\n" for p, s, u in entries)
+    return str(path)
+
+
+class LockHolder:
+    """Another process holding a directory's lock, as a running build or training
+    would (it records the command it was given)."""
+
+    SCRIPT = textwrap.dedent("""
+        import sys, time
+        from tfspk.locking import DirectoryLock
+        lock = DirectoryLock(sys.argv[1], command=["python", "-m", sys.argv[2]]).acquire()
+        print("LOCKED", flush=True)
+        time.sleep(600)
+    """)
+
+    def __init__(self, directory, program="tfrecords_tools.build"):
+        self.process = subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(directory),
+                                         program], cwd=REPO, stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout.readline().strip() == "LOCKED"
+        self.pid = self.process.pid
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A good split: 4 utterances of 2 speakers in 2 shards, plus its manifest."""
+    root = tmp_path_factory.mktemp("built")
+    manifest, _ = fx.manifest(str(root / "audio"), count=4)
+    out = str(root / "data")
+    from tfspk.shards.build import build_from_corpus
+    build_from_corpus("manifest", manifest, BuildConfig(out, "train", 2))
+    assert verify_split(out, "train").ok
+    return {"manifest": manifest, "data": out, "root": root}
+
+
+def copy_data(built, tmp_path):
+    target = str(tmp_path / "data")
+    shutil.copytree(built["data"], target)
+    return target
+
+
+def build_args(manifest, out, *extra):
+    return ["--input_format=manifest", f"--input={manifest}", f"--output_dir={out}",
+            "--split=train", "--num_shards=2", *extra]
+
+
+# -------------------------------------------------------------- build: flags
+@pytest.mark.parametrize("flag,named", [
+    ("--num_shards=0", "num_shards"),
+    ("--num_shards=-3", "num_shards"),
+    ("--num_workers=0", "num_workers"),
+    ("--max_reject_fraction=1.5", "max_reject_fraction"),
+    ("--max_reject_fraction=-0.1", "max_reject_fraction"),
+    ("--sample_rate=0", "sample_rate"),
+    ("--min_duration=-1", "min_duration"),
+    ("--compression=zip", "compression"),
+    ("--input_format=wav", "input_format"),
+    ("--voxceleb_subset=dev", "voxceleb_subset"),
+])
+def test_build_refuses_impossible_flags(built, tmp_path, capsys, flag, named):
+    from tfrecords_tools import build
+    status, text = run_cli(build, build_args(built["manifest"], tmp_path / "o", flag),
+                           capsys)
+    assert status == "flags" and named in text
+    assert not os.path.exists(tmp_path / "o")
+
+
+# -------------------------------------------------------------- build: inputs
+def test_build_missing_file_is_a_reject_and_the_exit_status_follows_the_limit(
+        tmp_path, capsys):
+    from tfrecords_tools import build
+    files = good_files(str(tmp_path / "a"), 4)
+    entries = [(p, f"s{i % 2}", f"u{i}") for i, p in enumerate(files)]
+    entries.insert(2, (str(tmp_path / "a" / "gone.wav"), "s0", "gone"))
+    manifest = write_manifest(tmp_path / "list.tsv", entries)
+    status, text = run_cli(build, build_args(manifest, tmp_path / "o1"), capsys)
+    assert status == 1 and "1 of 5 inputs rejected" in text
+    status, _ = run_cli(build, build_args(manifest, tmp_path / "o2",
+                                          "--max_reject_fraction=0.25"), capsys)
+    assert status == 0
+    rows = meta.read_rejects_tsv(str(tmp_path / "o2" / "train.rejects.tsv"))
+    assert [(os.path.basename(r[0]), r[1].split(":")[0], r[2]) for r in rows] == [
+        ("gone.wav", "missing", "gone")]
+    assert verify_split(str(tmp_path / "o2"), "train").ok
+
+
+@pytest.mark.parametrize("kind", ["missing", "dc_only", "zeros", "too_quiet"])
+def test_build_that_rejects_everything_fails_and_keeps_no_empty_shards(tmp_path, capsys,
+                                                                       kind):
+    from tfrecords_tools import build
+    folder = tmp_path / "a"
+    paths = []
+    for i in range(3):
+        path = folder / f"x{i}.wav"
+        if kind == "dc_only":
+            write_wav(path, np.full(16000, 0.3, np.float32))
+        elif kind == "zeros":
+            write_wav(path, np.zeros(16000, np.int16))
+        elif kind == "too_quiet":
+            write_wav(path, (fx.speech_like(1.0, seed=i) // 2000).astype(np.int16))
+        paths.append(str(path))
+    manifest = write_manifest(tmp_path / "list.tsv", [(p, "s", f"x{i}")
+                                                     for i, p in enumerate(paths)])
+    out = tmp_path / "o"
+    status, text = run_cli(build, build_args(manifest, out, "--max_reject_fraction=1.0"),
+                           capsys)
+    code = "missing" if kind == "missing" else "silent"
+    assert status == 2 and f"all 3 inputs were rejected ({code} x3)" in text
+    assert "train.rejects.tsv" in text and "Traceback" not in text
+    left = sorted(os.listdir(out))
+    assert not [n for n in left if ".tfrecord" in n] and "train.metadata.json" not in left
+    assert len(meta.read_rejects_tsv(str(out / "train.rejects.tsv"))) == 3
+
+
+def test_build_refuses_more_shards_than_utterances(built, tmp_path, capsys):
+    from tfrecords_tools import build
+    status, text = run_cli(build, build_args(built["manifest"], tmp_path / "o",
+                                             "--num_shards=20"), capsys)
+    assert status == 2
+    assert "--num_shards=20 but split 'train' has only 4 utterances" in text
+    assert not os.path.exists(tmp_path / "o" / "train.plan.json")
+
+
+@pytest.mark.parametrize("content,named", [
+    (None, "list.tsv: file not found"),
+    ("only-one-field\n", "list.tsv:1: expected path<TAB>speaker"),
+    ("a.wav\ts\tu\nb.wav\ts\tu\n", "list.tsv:2: utterance id 'u' already appears"),
+    ("", "list.tsv: no utterances"),
+])
+def test_build_refuses_a_malformed_manifest_naming_file_and_line(tmp_path, capsys,
+                                                                 content, named):
+    from tfrecords_tools import build
+    manifest = tmp_path / "list.tsv"
+    if content is not None:
+        manifest.write_text(content)
+    status, text = run_cli(build, build_args(str(manifest), tmp_path / "o"), capsys)
+    assert status == 2 and named in text
+
+
+def test_build_refuses_a_bad_split_name_and_a_bad_speaker_map(built, tmp_path, capsys):
+    from tfrecords_tools import build
+    status, text = run_cli(build, ["--input_format=manifest", f"--input={built['manifest']}",
+                                   f"--output_dir={tmp_path / 'o'}", "--split=a/b",
+                                   "--num_shards=1"], capsys)
+    assert status == 2 and "--split" in text and "'a/b'" in text
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("0\tspk0\nzero\tspk1\n")
+    status, text = run_cli(build, build_args(built["manifest"], tmp_path / "o",
+                                             f"--speakers_tsv={labels}"), capsys)
+    assert status == 2 and "labels.tsv: line 2: expected 'label<TAB>speaker'" in text
+
+
+def test_build_rerun_with_other_settings_is_refused_and_the_split_still_verifies(
+        built, tmp_path, capsys):
+    from tfrecords_tools import build
+    out = copy_data(built, tmp_path)
+    status, text = run_cli(build, build_args(built["manifest"], out,
+                                             "--compression=gzip"), capsys)
+    assert status == 2 and "train.plan.json" in text and "--overwrite" in text
+    assert verify_split(out, "train").ok
+
+
+def test_build_float_file_beyond_full_scale_is_rejected_with_its_peak(tmp_path):
+    files = good_files(str(tmp_path / "a"), 2)
+    loud = write_wav(tmp_path / "a" / "loud.wav", 1.8 * fx.speech_like(1.0, 5) / 32768.0 /
+                     np.abs(fx.speech_like(1.0, 5) / 32768.0).max(), subtype="FLOAT")
+    utts = [Utterance(f"u{i}", p, "s") for i, p in enumerate(files)]
+    utts.append(Utterance("loud", loud, "s"))
+    result = build_split(utts, BuildConfig(str(tmp_path / "o"), "train", 1,
+                                           max_reject_fraction=0.5))
+    rows = meta.read_rejects_tsv(str(tmp_path / "o" / "train.rejects.tsv"))
+    assert result.metadata["num_examples"] == 2
+    assert rows[0][2] == "loud" and rows[0][1].startswith("out_of_range: float samples "
+                                                          "reach 1.8, beyond ±1.0")
+
+
+# --------------------------------------------------------- build: concurrency
+def test_second_build_into_a_locked_directory_is_refused_naming_the_holder(
+        built, tmp_path, capsys):
+    from tfrecords_tools import build
+    out = copy_data(built, tmp_path)
+    holder = LockHolder(out)
+    try:
+        status, text = run_cli(build, build_args(built["manifest"], out, "--overwrite"),
+                               capsys)
+        assert status == 2
+        assert f"in use by pid {holder.pid} on host" in text
+        assert "python -m tfrecords_tools.build" in text and "tfspk.lock" in text
+        with pytest.raises(LockHeldError, match=f"pid {holder.pid}"):
+            build_split([], BuildConfig(out, "other", 1))
+    finally:
+        holder.kill()
+    # --overwrite was refused before it deleted anything.
+    assert verify_split(out, "train").ok
+
+
+def test_lock_of_a_killed_build_is_taken_over_with_a_warning(built, tmp_path, caplog):
+    out = str(tmp_path / "o")
+    holder = LockHolder(out)
+    holder.kill()  # SIGKILL: its record stays in tfspk.lock
+    assert json.loads(open(os.path.join(out, "tfspk.lock")).read())["pid"] == holder.pid
+    with caplog.at_level("WARNING", logger="tfspk.locking"):
+        from tfspk.shards.build import build_from_corpus
+        result = build_from_corpus("manifest", built["manifest"],
+                                   BuildConfig(out, "train", 2))
+    assert result.metadata["num_examples"] == 4
+    assert f"took over a stale lock left by pid {holder.pid}" in caplog.text
+    assert not os.path.exists(os.path.join(out, "tfspk.lock"))
+
+
+def test_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_path):
+    with DirectoryLock(str(tmp_path)) as outer:
+        with DirectoryLock(str(tmp_path)):
+            pass
+        assert os.path.exists(outer.path)  # still held by the outer one
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sys; from tfspk.locking import DirectoryLock\n"
+             "try:\n DirectoryLock(sys.argv[1]).acquire()\nexcept Exception as e:\n"
+             " print(type(e).__name__, e)", str(tmp_path)],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert probe.stdout.startswith("LockHeldError") and f"pid {os.getpid()}" in probe.stdout
+    assert not os.path.exists(outer.path)
+
+
+# ------------------------------------------------------------ inspect / verify
+def test_inspect_refuses_bad_data_dirs(built, tmp_path, capsys):
+    from tfrecords_tools import inspect
+    status, text = run_cli(inspect, [f"--data_dir={tmp_path / 'nope'}"], capsys)
+    assert status == 2 and "nope: not a directory" in text
+    os.makedirs(tmp_path / "empty")
+    status, text = run_cli(inspect, [f"--data_dir={tmp_path / 'empty'}"], capsys)
+    assert status == 2 and "no <split>.metadata.json found" in text
+    status, text = run_cli(inspect, [f"--data_dir={built['data']}", "--num_bins=0"], capsys)
+    assert status == "flags" and "num_bins" in text
+
+
+@pytest.mark.parametrize("damage,named", [
+    ("metadata_json", "train.metadata.json: line 1: invalid JSON"),
+    ("sidecar", "train-00001-of-00002.tfrecord.json: file not found"),
+])
+def test_inspect_names_a_damaged_file(built, tmp_path, capsys, damage, named):
+    from tfrecords_tools import inspect
+    out = copy_data(built, tmp_path)
+    if damage == "metadata_json":
+        open(os.path.join(out, "train.metadata.json"), "w").write("{not json")
+    else:
+        os.remove(os.path.join(out, "train-00001-of-00002.tfrecord.json"))
+    status, text = run_cli(inspect, [f"--data_dir={out}"], capsys)
+    assert status == 2 and named in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("damage,named", [
+    ("truncate", "train-00000-of-00002.tfrecord: sha256"),
+    ("extra_shard", "train-00005-of-00009.tfrecord: shard file not listed"),
+    ("rejects", "train.rejects.tsv: missing"),
+    ("delete_shard", "train-00001-of-00002.tfrecord: missing"),
+])
+def test_verify_names_each_damaged_file(built, tmp_path, capsys, damage, named):
+    from tfrecords_tools import verify
+    out = copy_data(built, tmp_path)
+    shard = os.path.join(out, "train-00000-of-00002.tfrecord")
+    if damage == "truncate":
+        data = open(shard, "rb").read()
+        open(shard, "wb").write(data[: len(data) // 2])
+    elif damage == "extra_shard":
+        shutil.copy(shard, os.path.join(out, "train-00005-of-00009.tfrecord"))
+    elif damage == "rejects":
+        os.remove(os.path.join(out, "train.rejects.tsv"))
+    else:
+        os.remove(os.path.join(out, "train-00001-of-00002.tfrecord"))
+    status, text = run_cli(verify, [f"--data_dir={out}"], capsys)
+    assert status == 1 and named in text
+    status, text = run_cli(verify, [f"--data_dir={tmp_path / 'nope'}"], capsys)
+    assert status == 2 and "nope: not a directory" in text
+
+
+# ------------------------------------------------------------------- train
+def train_args(data_glob, model_dir, *extra):
+    return [f"--model_dir={model_dir}", f"--train_data={data_glob}",
+            "--conv_filters=8,8,8,8", "--fc_units=8,8", "--batch_size=2", "--max_steps=1",
+            *extra]
+
+
+@pytest.mark.parametrize("flag,named", [
+    ("--learning_rate=0", "--learning_rate must be a finite number > 0"),
+    ("--learning_rate=-0.1", "--learning_rate must be a finite number > 0"),
+    ("--learning_rate=inf", "--learning_rate must be a finite number > 0"),
+    ("--batch_size=0", "batch_size"),
+    ("--max_steps=0", "max_steps"),
+    ("--num_frames=0", "num_frames"),
+    ("--checkpoint_every=0", "checkpoint_every"),
+    ("--shuffle_buffer=0", "shuffle_buffer"),
+    ("--augment_probability=1.5", "augment_probability"),
+    ("--augment_probability=-0.5", "augment_probability"),
+    ("--momentum=1.0", "--momentum must be in [0, 1)"),
+    ("--lr_decay_rate=0", "--lr_decay_rate must be in (0, 1]"),
+    ("--lr_decay_rate=1.5", "--lr_decay_rate must be in (0, 1]"),
+    ("--weight_decay=-1", "weight_decay"),
+    ("--warmup_steps=-1", "warmup_steps"),
+    ("--conv_filters=8,0,8,8", "--conv_filters must be a comma-separated list"),
+    ("--fc_units=8,x", "--fc_units must be a comma-separated list"),
+    ("--margin_warmup_steps=5,2", "--margin_warmup_steps must be two integers"),
+    ("--num_ceps=50", "--num_ceps must not exceed --num_mel_bins"),
+    ("--scale=0", "--scale must be > 0"),
+    ("--validation_data=x*", "--validation_data and --validation_trials go together"),
+    ("--verify_shards=maybe", "verify_shards"),
+])
+def test_train_refuses_impossible_flags(built, tmp_path, capsys, flag, named):
+    from tfspk import train
+    status, text = run_cli(train, train_args(os.path.join(built["data"], "train-*.tfrecord"),
+                                             tmp_path / "m", flag), capsys)
+    assert status == "flags" and named in text
+    assert not os.path.exists(tmp_path / "m")
+
+
+@pytest.mark.parametrize("damage,named", [
+    ("sidecars", "matches 2 file(s) that are not TFRecord shards: "
+                 "train-00000-of-00002.tfrecord.json, train-00001-of-00002.tfrecord.json"),
+    ("nothing", "no files match"),
+    ("empty", "the 2 shard(s) hold no examples"),
+    ("truncate", "train-00000-of-00002.tfrecord: "),
+    ("unlisted", "train-00007-of-00009.tfrecord: not listed in train.metadata.json"),
+])
+def test_train_refuses_bad_shards_before_writing_anything(built, tmp_path, capsys, damage,
+                                                          named):
+    from tfspk import train
+    out = copy_data(built, tmp_path)
+    pattern = os.path.join(out, "train-*.tfrecord")
+    if damage == "sidecars":
+        pattern = os.path.join(out, "train-*")
+    elif damage == "nothing":
+        pattern = os.path.join(out, "dev-*.tfrecord")
+    elif damage == "empty":
+        os.makedirs(tmp_path / "empty")
+        import tensorflow as tf
+        for shard in range(2):
+            with tf.io.TFRecordWriter(str(tmp_path / "empty" / f"e{shard}.tfrecord")):
+                pass
+        pattern = str(tmp_path / "empty" / "*.tfrecord")
+        shutil.copy(os.path.join(out, "train.speakers.tsv"), tmp_path / "empty" / "speakers.tsv")
+    elif damage == "truncate":
+        shard = os.path.join(out, "train-00000-of-00002.tfrecord")
+        data = open(shard, "rb").read()
+        open(shard, "wb").write(data[:-7])
+        named += f"{len(data) - 7} bytes, train.metadata.json says {len(data)}"
+    elif damage == "unlisted":
+        shutil.copy(os.path.join(out, "train-00000-of-00002.tfrecord"),
+                    os.path.join(out, "train-00007-of-00009.tfrecord"))
+    status, text = run_cli(train, train_args(pattern, tmp_path / "m"), capsys)
+    assert status == 2 and "--train_data=" in text and named in text, text
+    assert not os.path.exists(tmp_path / "m")
+    with pytest.raises(ShardSetError):
+        check_shard_set(pattern)
+
+
+def test_train_full_check_catches_a_shard_rewritten_at_its_old_size(built, tmp_path):
+    out = copy_data(built, tmp_path)
+    shard = os.path.join(out, "train-00001-of-00002.tfrecord")
+    data = bytearray(open(shard, "rb").read())
+    data[-3] ^= 0xFF
+    open(shard, "wb").write(bytes(data))
+    pattern = os.path.join(out, "train-*.tfrecord")
+    assert check_shard_set(pattern).num_examples == 4  # same size: the quick check passes
+    with pytest.raises(ShardSetError, match="train-00001-of-00002.tfrecord: sha256"):
+        check_shard_set(pattern, level="full")
+
+
+def _flags_txt(model_dir):
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "flags.txt").write_text("--learning_rate=0.5\n")
+    return (model_dir / "flags.txt").read_text()
+
+
+def test_train_into_a_locked_model_dir_is_refused_and_flags_txt_kept(built, tmp_path,
+                                                                     capsys):
+    from tfspk import train
+    model_dir = tmp_path / "m"
+    before = _flags_txt(model_dir)
+    holder = LockHolder(model_dir, program="tfspk.train")
+    try:
+        status, text = run_cli(train, train_args(
+            os.path.join(built["data"], "train-*.tfrecord"), model_dir), capsys)
+    finally:
+        holder.kill()
+    assert status == 2
+    assert f"m: in use by pid {holder.pid}" in text and "python -m tfspk.train" in text
+    assert (model_dir / "flags.txt").read_text() == before
+    assert not (model_dir / "checkpoints").exists()
+
+
+def test_train_with_another_architecture_is_refused_before_flags_txt(built, tmp_path,
+                                                                     capsys):
+    from tfspk import model_spec as spec_lib
+    from tfspk import train
+    model_dir = tmp_path / "m"
+    before = _flags_txt(model_dir)
+    spec_lib.ModelSpec(architecture="xvector", conv_filters=(8, 8, 8, 8, 8),
+                       fc_units=(8, 8), num_speakers=2).save(str(model_dir))
+    status, text = run_cli(train, train_args(
+        os.path.join(built["data"], "train-*.tfrecord"), model_dir), capsys)
+    assert status == 2 and "model_spec.json describes a different model" in text
+    assert (model_dir / "flags.txt").read_text() == before
+    assert not (model_dir / "tfspk.lock").exists()
+
+
+def test_training_dataset_refuses_empty_shards_instead_of_hanging(tmp_path):
+    import tensorflow as tf
+
+    from tfspk import data
+    with tf.io.TFRecordWriter(str(tmp_path / "e.tfrecord")):
+        pass
+    with pytest.raises(data.ShardFilesError, match=r"e.tfrecord: the 1 shard\(s\) hold no"):
+        data.train_dataset(str(tmp_path / "e.tfrecord"), batch_size=2)
+    (tmp_path / "x.tfrecord.json").write_text("{}")
+    with pytest.raises(data.ShardFilesError, match="x.tfrecord.json"):
+        data.eval_dataset(str(tmp_path / "*"), batch_size=2)
+
+
+# ------------------------------------------------------------------ trials
+@pytest.mark.parametrize("content,message", [
+    ("1 a.wav a.wav\n0 a.wav b.wav\n", "list.txt:1: 1 trial(s) of an utterance against"),
+    ("1 a.wav c.wav\n0 a.wav b.wav\n0 a.wav b.wav\n", "list.txt:3: 1 duplicate trial(s)"),
+    ("1 a.wav c.wav\n0 a.wav b.wav\n1 b.wav a.wav\n", "list.txt:3: 1 pair(s) with "
+                                                      "contradictory labels"),
+])
+def test_trial_lists_with_bad_pairs_are_refused(tmp_path, content, message):
+    path = tmp_path / "list.txt"
+    path.write_text(content)
+    with pytest.raises(TrialListError) as info:
+        read_trials(path, self_trials="error")
+    assert message in str(info.value) and isinstance(info.value, ValueError)
+
+
+# ------------------------------------------------------------ eval.extract
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import export_fixtures
+    from tfspk import export
+
+    root = tmp_path_factory.mktemp("model")
+    export_fixtures.make_model_dir(str(root / "run"), export_fixtures.tiny_spec())
+    return export.export_saved_model(str(root / "run"), str(root / "models" / "spk"),
+                                     warmup=False)
+
+
+def extract_manifest(tmp_path, bad=()):
+    files = good_files(str(tmp_path / "a"), 3)
+    entries = [(p, f"s{i}", f"u{i}") for i, p in enumerate(files)]
+    for kind in bad:
+        path = tmp_path / "a" / f"{kind}.wav"
+        if kind == "dc_only":
+            write_wav(path, np.full(16000, -0.2, np.float32))
+        elif kind == "loud_float":
+            write_wav(path, np.full(16000, 1.5, np.float32) * np.sin(
+                np.arange(16000) / 5.0), subtype="FLOAT")
+        entries.append((str(path), "s", kind))
+    return write_manifest(tmp_path / "list.tsv", entries)
+
+
+@pytest.mark.parametrize("bad,limit,status", [
+    (("dc_only",), None, 1),
+    (("missing",), None, 1),
+    (("loud_float",), None, 1),
+    (("dc_only", "missing"), "0.5", 0),
+])
+def test_extract_rejects_bad_utterances_and_embeds_the_rest(saved_model, tmp_path, capsys,
+                                                            bad, limit, status):
+    from eval import embeddings as embeddings_io
+    from eval import extract
+    manifest = extract_manifest(tmp_path, bad)
+    output = tmp_path / "emb.npz"
+    args = [f"--saved_model={saved_model}", "--input_format=manifest", f"--input={manifest}",
+            f"--output={output}"] + ([f"--max_reject_fraction={limit}"] if limit else [])
+    got, text = run_cli(extract, args, capsys)
+    assert got == status, text
+    assert list(embeddings_io.load_embeddings(str(output)).ids) == ["u0", "u1", "u2"]
+    rows = meta.read_rejects_tsv(str(tmp_path / "emb.rejects.tsv"))
+    codes = {"dc_only": "silent", "missing": "missing", "loud_float": "out_of_range"}
+    assert [(r[2], r[1].split(":")[0]) for r in rows] == [(k, codes[k]) for k in bad]
+    if status:
+        assert "--max_reject_fraction" in text and "emb.rejects.tsv" in text
+
+
+def test_extract_refuses_when_everything_is_rejected_or_inputs_are_missing(
+        saved_model, tmp_path, capsys):
+    from eval import extract
+    write_wav(tmp_path / "a" / "dc.wav", np.full(16000, 0.4, np.float32))
+    manifest = write_manifest(tmp_path / "list.tsv", [(str(tmp_path / "a" / "dc.wav"),
+                                                       "s", "dc")])
+    base = [f"--saved_model={saved_model}", f"--output={tmp_path / 'e.npz'}"]
+    status, text = run_cli(extract, base + ["--input_format=manifest",
+                                            f"--input={manifest}"], capsys)
+    assert status == 2 and "all 1 utterances were rejected" in text
+    assert not (tmp_path / "e.npz").exists()
+    status, text = run_cli(extract, base + ["--input_format=tfrecords",
+                                            f"--input={tmp_path / 'none-*.tfrecord'}"],
+                           capsys)
+    assert status == 2 and "no TFRecord shards match" in text
+    status, text = run_cli(extract, [f"--saved_model={tmp_path / 'nope'}",
+                                     f"--output={tmp_path / 'e.npz'}",
+                                     "--input_format=manifest", f"--input={manifest}"],
+                           capsys)
+    assert status == 2 and "--saved_model=" in text and "not a directory" in text
+    status, text = run_cli(extract, base + ["--input_format=manifest",
+                                            f"--input={manifest}", "--batch_size=0"], capsys)
+    assert status == "flags" and "batch_size" in text
+
+
+def test_extract_library_raises_naming_the_utterance_without_a_rejects_list(saved_model):
+    from eval import extract
+    from tfspk.audio import AudioError
+    utt = extract.LoadedUtterance("dc_one", "s", np.full(16000, 0.1, np.float32), "dc.wav")
+    with pytest.raises(AudioError, match="dc.wav: silent: constant signal"):
+        extract.extract_embeddings(saved_model, [utt], progress=False)
+
+
+# ------------------------------------------- real processes: no traceback on stderr
+@pytest.mark.parametrize("case", ["build_shards", "train_lr", "train_sidecars", "verify",
+                                  "extract"])
+def test_user_errors_exit_non_zero_without_a_traceback(built, tmp_path, case):
+    data = built["data"]
+    if case == "build_shards":
+        args = ["tfrecords_tools.build", *build_args(built["manifest"], tmp_path / "o",
+                                                     "--num_shards=9")]
+        named, code = "--num_shards=9", 2
+    elif case == "train_lr":
+        args = ["tfspk.train", *train_args(os.path.join(data, "train-*"), tmp_path / "m",
+                                           "--learning_rate=-1")]
+        named, code = "--learning_rate", 1
+    elif case == "train_sidecars":
+        args = ["tfspk.train", *train_args(os.path.join(data, "train-*"), tmp_path / "m")]
+        named, code = "train-00000-of-00002.tfrecord.json", 2
+    elif case == "verify":
+        args = ["tfrecords_tools.verify", f"--data_dir={tmp_path / 'nope'}"]
+        named, code = "nope: not a directory", 2
+    else:
+        args = ["eval.extract", f"--saved_model={tmp_path / 'nope'}", "--input_format=manifest",
+                f"--input={built['manifest']}", f"--output={tmp_path / 'e.npz'}"]
+        named, code = "--saved_model=", 2
+    result = run_subprocess(args)
+    assert result.returncode == code, result.stderr[-2000:]
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert verify_split(data, "train").ok
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_build_error_is_a_value_error():
+    assert issubclass(BuildError, ValueError) and issubclass(ShardSetError, ValueError)
