@@ -156,6 +156,46 @@ def _wait_for(path, process, timeout=240):
         time.sleep(0.2)
 
 
+def _second_writer_is_refused(shards, model_dir, holder_pid):
+    """A second run on a model_dir in use is refused, naming the running one."""
+    from absl import flags
+
+    from tfspk import train
+    values = flags.FlagValues()
+    train.define_flags(values)
+    values(["train"] + _train_cli(shards, model_dir, 100000)[3:])
+    flags_txt = (model_dir / "flags.txt").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["train"], flag_values=values)
+    assert exit_.value.code == 2
+    holder = json.loads((model_dir / "tfspk.lock").read_text())
+    assert holder["pid"] == holder_pid and "tfspk.train" in holder["command"]
+    assert (model_dir / "flags.txt").read_text() == flags_txt
+
+
+def _random_sigkills(shards, model_dir, env, kills):
+    """SIGKILLs the training CLI `kills` more times at random moments (start-up, steps,
+    checkpoint saves); after each, the latest checkpoint must load."""
+    import random
+
+    import tensorflow as tf
+
+    rng = random.Random(77)
+    for _ in range(kills):
+        process = subprocess.Popen(_train_cli(shards, model_dir, 100000), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            _, err = process.communicate(timeout=rng.uniform(2.0, 14.0))
+            raise AssertionError(f"training ended before the kill: {err[-2000:]}")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+        assert latest is not None
+        tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+
+
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards, tmp_path,
                                                                 kill_signal):
@@ -163,9 +203,15 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
     process = subprocess.Popen(_train_cli(voxceleb_shards, tmp_path, 100000), env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path / "checkpoints" / "ckpt-10.index", process)
+    if kill_signal == signal.SIGKILL:
+        _second_writer_is_refused(voxceleb_shards, tmp_path, process.pid)
     process.send_signal(kill_signal)
     out, _ = process.communicate(timeout=120)
     import tensorflow as tf
+
+    if kill_signal == signal.SIGKILL:
+        _random_sigkills(voxceleb_shards, tmp_path, env, kills=4)
+        out = ""
 
     # The `checkpoint` state file is the commit point: a SIGKILL can land after a
     # checkpoint's files are written but before the state file names it.
@@ -179,6 +225,8 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
                            capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"at step {saved_step}" in rerun.stdout
+    assert not [n for n in os.listdir(tmp_path / "checkpoints") if "_temp" in n]
+    assert not (tmp_path / "tfspk.lock").exists()
     metrics = json.loads((tmp_path / "last_metrics.json").read_text())
     assert metrics["step"] == final
     # Staircase: 0.01 * 0.5 ** floor(step / 10), evaluated at the optimiser's iteration.

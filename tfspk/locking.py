@@ -104,7 +104,13 @@ def pid_alive(pid) -> bool:
 
 def _record(command: Optional[Sequence[str]]) -> dict:
     if command is None:
-        command = [os.path.basename(sys.executable)] + list(sys.argv)
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name:  # python -m package.module
+            name = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+            command = ["python", "-m", name] + list(sys.argv[1:])
+        else:
+            command = ["python"] + list(sys.argv)
     return {"pid": os.getpid(), "host": socket.gethostname(),
             "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
