@@ -24,6 +24,8 @@ hold it with builtin operators:
 * TFLite only: where a convolution's input channels are unknown statically (the
   export's empty-batch padding hides them), the input is pinned to the filter's
   channel count with `EnsureShape`.
+* ONNX only: tf2onnx would lower float selects to multiply-adds, which let a NaN in
+  the padding through; selects are kept as ONNX `Where` instead.
 * `Assert` (the SavedModel's InvalidArgument checks on lengths and NaN/Inf) has no
   equivalent in either format and is dropped by the converters: a converted model does
   not validate its input. `ConvertedModel.embed` checks lengths (>= `min_samples`,
@@ -522,6 +524,19 @@ def _rename_onnx(model, renames: dict):
     return model
 
 
+def _nan_safe_selects(g, ops):
+    """tf2onnx rewriter: keep Select/SelectV2 as ONNX Where.
+
+    By default tf2onnx lowers a float select to `cond * x + (1 - cond) * y`, which turns
+    NaN/Inf in the branch not taken into NaN: the export zeroes each row's padding with
+    a select, so a NaN in the padding would reach the embedding.
+    """
+    for op in ops:
+        if op.type in ("Select", "SelectV2"):
+            op.set_attr("handles_nan", True)
+    return ops
+
+
 def to_onnx_model(graph: ServingGraph, opset: int = DEFAULT_OPSET):
     """(onnx.ModelProto, rewrites) of the serving graph, dynamic batch and time."""
     import onnx
@@ -533,7 +548,8 @@ def to_onnx_model(graph: ServingGraph, opset: int = DEFAULT_OPSET):
         try:
             model, _ = tf2onnx.convert.from_graph_def(
                 graph_def, input_names=[graph.inputs[n] for n in names],
-                output_names=[graph.outputs["embedding"]], opset=opset)
+                output_names=[graph.outputs["embedding"]], opset=opset,
+                custom_rewriter=[_nan_safe_selects])
         except Exception as error:
             raise ConversionError(f"ONNX conversion failed: "
                                   f"{type(error).__name__}: {str(error)[-600:]}") from None
