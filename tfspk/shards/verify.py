@@ -5,6 +5,10 @@ read without a TFRecord framing/CRC error, and hold exactly the recorded number 
 records, each parsing with `tfspk.schema` and agreeing with the split (sample rate,
 num_samples, label from speakers.tsv, unique utt_id, the sidecar's example index).
 Each problem is reported as a line naming the shard (or file) and what is wrong.
+
+`check_shard_set` is the quick form a long job runs before it starts (training, via
+`tfspk.training.trainer.preflight`): only shard files, each of the size (or sha256)
+its split's metadata records, and at least one example; `ShardSetError` names the file.
 """
 from __future__ import annotations
 
