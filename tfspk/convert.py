@@ -194,7 +194,7 @@ def dft_basis(frame_length: int, fft_length: int) -> tuple[np.ndarray, np.ndarra
 
 def _replace_rfft(graph_def, shapes) -> list[str]:
     """RFFT -> two BatchMatMulV2 with a DFT basis; returns the rewrites made."""
-    from tensorflow.core.framework import node_def_pb2
+    from tensorflow.core.framework import node_def_pb2, types_pb2
     from tensorflow.python.framework import tensor_util
 
     consumers = _consumers(graph_def)
@@ -222,7 +222,7 @@ def _replace_rfft(graph_def, shapes) -> list[str]:
                 f"{node.name}: its complex output feeds {', '.join(complex_users)}; only "
                 "Real and Imag consumers can be rewritten as DFT matmuls")
         real_type = node.attr["Treal"].type
-        dtype = np.float64 if real_type == 2 else np.float32  # types_pb2.DT_DOUBLE == 2
+        dtype = np.float64 if real_type == types_pb2.DT_DOUBLE else np.float32
         cos_basis, sin_basis = dft_basis(int(shape[-1]), int(fft_length.reshape(-1)[0]))
         controls = [name for name in node.input if name.startswith("^")]
         for user, _ in users:
