@@ -43,8 +43,6 @@ _TFLITE_FIXED = flags.DEFINE_bool("tflite_fixed", True, "Also time a TFLite mode
 
 
 def _full_size_export(directory: str) -> str:
-    import tensorflow as tf  # noqa: F401  (threads are set before the first op)
-
     from tfspk import export
     from tfspk import model_spec as spec_lib
 

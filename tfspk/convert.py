@@ -851,9 +851,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    import os as _os
-
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app as _app, flags as _flags
 
     define_flags(_flags.FLAGS)
