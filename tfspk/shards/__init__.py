@@ -1,6 +1,8 @@
 """Sharded, verified TFRecords from any speech corpus.
 
-- `planning`: duration-balanced shard assignment fixed in `<split>.plan.json`.
+- `planning`: duration-balanced, speaker-mixed shard assignment and in-shard order,
+  fixed in `<split>.plan.json`.
+- `mixing`: distinct speakers per window of a training stream vs a uniform shuffle.
 - `writer`: atomic writes (tmp file, fsync, rename) of shards and small files.
 - `metadata`: file names of a split and the metadata/sidecar/TSV formats.
 - `encode`: the per-utterance load + check + serialise step (shared with Beam).

@@ -4,7 +4,7 @@ Same plan, per-utterance step (`encode.encode_utterance`), shard writer, sidecar
 metadata as the local build (`build.py`), so a DirectRunner build produces the same
 shards byte for byte. Pipeline: planned utterances of the unfinished shards ->
 Reshuffle (spread over workers) -> encode each utterance -> GroupByKey(shard) ->
-sort by input position and write the shard + sidecar atomically. Planning and the
+sort into plan order and write the shard + sidecar atomically. Planning and the
 final metadata run in the launching process, like the local build, so resuming works
 the same way.
 
@@ -34,8 +34,12 @@ def _write_shard_group(group: tuple[int, Iterable[EncodedUtterance]],
                        files: meta.SplitFiles, digests: Mapping[int, str],
                        sample_rate: int) -> dict:
     shard, encoded = group
-    # GroupByKey gives no order; the plan order makes shard bytes runner-independent.
-    ordered = sorted(encoded, key=lambda utt: utt.position)
+    # GroupByKey gives no order; the plan's order inside the shard (a seeded shuffle,
+    # the same the local build writes) makes shard bytes runner-independent. This holds
+    # one shard's encoded audio in the worker's memory: the plan balances shards by
+    # duration, so that is total audio / num_shards (VoxCeleb2 dev in 500 shards: about
+    # 2,200 utterances, 0.5 GB of 16-bit PCM).
+    ordered = sorted(encoded, key=lambda utt: (utt.order, utt.position))
     return write_encoded_shard(files, shard, digests[shard], ordered, sample_rate)
 
 

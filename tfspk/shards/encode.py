@@ -30,7 +30,9 @@ class EncodeOptions:
 
 @dataclasses.dataclass(frozen=True)
 class EncodedUtterance:
-    """The outcome for one PlanItem: `serialized` set, or `reason` set."""
+    """The outcome for one PlanItem: `serialized` set, or `reason` set. `order` is the
+    item's place in its shard (`PlanItem.order`), so a runner that regroups outcomes can
+    write them in plan order."""
 
     position: int
     shard: int
@@ -41,6 +43,7 @@ class EncodedUtterance:
     num_samples: int = 0
     serialized: bytes | None = None
     reason: str | None = None
+    order: int = 0
 
     @property
     def rejected(self) -> bool:
@@ -69,7 +72,7 @@ def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance
     from tfspk import audio, schema
 
     base = dict(position=item.position, shard=item.shard, utt_id=item.utt_id,
-                path=item.path, speaker=item.speaker, label=item.label)
+                path=item.path, speaker=item.speaker, label=item.label, order=item.order)
     if item.reject:
         return EncodedUtterance(**base, reason=item.reject)
     try:

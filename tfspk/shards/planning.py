@@ -1,10 +1,17 @@
-"""Duration-balanced assignment of utterances to shards, fixed in a plan file.
+"""Duration-balanced, speaker-mixed assignment of utterances to shards, fixed in a plan.
 
-The plan is computed once per split from audio headers (no decoding) and saved as
-`<split>.plan.json` next to the shards. Every later step (the local multiprocess
-build, a resumed build, the Beam pipeline) reads the shard contents from the plan,
-so reruns and different runners put the same utterances in the same shard, in the
-same order.
+The plan is computed once per split from audio headers (no decoding; m4a/aac through
+PyAV's demuxer) or from durations the caller supplies, and saved as `<split>.plan.json`
+next to the shards. Every later step (the local multiprocess build, a resumed build,
+the Beam pipeline) reads the shard contents from the plan, so reruns and different
+runners put the same utterances in the same shard, in the same order.
+
+Corpus readers list utterances speaker by speaker. Written in that order, a shard is a
+run of a few speakers and training, which reads a handful of shards at a time through a
+shuffle buffer of a few thousand examples, would see a fraction of the speakers in any
+stretch of batches. So the plan spreads every speaker over the shards
+(`assign_mixed_shards`) and fixes a seeded random order inside each shard
+(`PlanItem.order`): a shard read front to back is then a uniform sample of the split.
 """
 from __future__ import annotations
 
@@ -14,14 +21,24 @@ import hashlib
 import heapq
 import json
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import soundfile
 
-PLAN_VERSION = 1
+#: 2: items carry `order` (their place in the shard) and shards are speaker-mixed.
+PLAN_VERSION = 2
+#: Extensions whose duration comes from PyAV (libsndfile cannot open them).
+PYAV_EXTENSIONS = (".m4a", ".aac", ".mp4")
+#: Seed of the speaker mixing and of the order inside each shard, unless one is given.
+DEFAULT_PLAN_SEED = 0
 
 
-@dataclasses.dataclass(frozen=True)
+class PlanningError(ValueError):
+    """The split cannot be planned (names the file or setting and the reason)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class PlanItem:
     """One input utterance as the build sees it.
 
@@ -30,6 +47,8 @@ class PlanItem:
     None means to the end of the file); `phones` are `(start, end, label)` in the
     same coordinates. `reject` is a reason known before any audio is read (duplicate
     utt_id, speaker missing from a fixed map); such items are rejected, not encoded.
+    `order` is the item's place inside its shard (0 first): the shard is written in
+    that order, a seeded shuffle of its items.
     """
 
     position: int
@@ -43,11 +62,16 @@ class PlanItem:
     seconds: float = 0.0
     shard: int = 0
     reject: str | None = None
+    order: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["phones"] = [list(p) for p in self.phones]
-        return data
+        # Field by field: dataclasses.asdict deep-copies and is 10x slower, which shows
+        # on a 1M-utterance plan.
+        return {"position": self.position, "utt_id": self.utt_id, "path": self.path,
+                "speaker": self.speaker, "label": self.label, "start": self.start,
+                "end": self.end, "phones": [list(p) for p in self.phones],
+                "seconds": self.seconds, "shard": self.shard, "reject": self.reject,
+                "order": self.order}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "PlanItem":
@@ -76,6 +100,8 @@ class ShardPlan:
         by_shard: list[list[PlanItem]] = [[] for _ in range(self.num_shards)]
         for item in self.items:
             by_shard[item.shard].append(item)
+        for items in by_shard:
+            items.sort(key=lambda item: (item.order, item.position))
         return by_shard
 
     @functools.cached_property
@@ -86,7 +112,7 @@ class ShardPlan:
             sort_keys=True).encode("utf-8")).hexdigest() for items in self._items_by_shard]
 
     def shard_items(self, shard: int) -> list[PlanItem]:
-        """The items of one shard in plan order (input position)."""
+        """The items of one shard in the order they are written (`PlanItem.order`)."""
         return list(self._items_by_shard[shard])
 
     def shard_digest(self, shard: int) -> str:
@@ -102,8 +128,13 @@ class ShardPlan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ShardPlan":
-        if data.get("plan_version") != PLAN_VERSION:
-            raise ValueError(f"unsupported plan version {data.get('plan_version')!r}")
+        version = data.get("plan_version")
+        if version != PLAN_VERSION:
+            older = isinstance(version, int) and version < PLAN_VERSION
+            raise ValueError(
+                f"plan version {version!r} is not {PLAN_VERSION}"
+                + (" (written by an older tfspk, whose shards are not speaker-mixed): "
+                   "pass --overwrite to rebuild the split" if older else ""))
         return cls(split=data["split"], num_shards=int(data["num_shards"]),
                    items=tuple(PlanItem.from_json(i) for i in data["items"]),
                    settings=dict(data["settings"]),
@@ -111,17 +142,63 @@ class ShardPlan:
 
 
 def header_seconds(path: str, start: int = 0, end: int | None = None) -> float:
-    """Duration in seconds from the audio header (no decoding); 0.0 when the header
-    cannot be read: such files are still planned and get rejected with a reason
-    when the shard is written."""
+    """Duration in seconds of [start, end) samples of `path` from its header, without
+    decoding; 0.0 when the header cannot be read: such files are still planned and get
+    rejected with a reason when the shard is written.
+
+    m4a/aac/mp4 (VoxCeleb2) are read with PyAV (`pip install 'tfspk[m4a]'`); without it
+    a `PlanningError` says so, rather than planning every such file as empty (which
+    would put all of them in one shard).
+    """
+    if path.lower().endswith(PYAV_EXTENSIONS):
+        frames, rate = pyav_frames(path)
+    else:
+        try:
+            info = soundfile.info(path)
+        except Exception:  # noqa: BLE001 - any unreadable header is planned as empty
+            return 0.0
+        frames, rate = info.frames, info.samplerate
+    if rate <= 0:
+        return 0.0
+    stop = frames if end is None else min(int(end), frames)
+    return max(stop - int(start), 0) / float(rate)
+
+
+def pyav_frames(path: str) -> tuple[int, int]:
+    """(samples per channel, sample rate) of an m4a/mp4/aac file without decoding it;
+    (0, 0) when it cannot be opened.
+
+    MP4 declares its audio length (the track duration after the encoder's priming is
+    cut by the edit list); a raw ADTS .aac stream declares none (FFmpeg estimates one
+    from the bit rate, tens of ms off), so its packets are demuxed, not decoded, and
+    their durations summed. Either way the figure matches what `tfspk.audio` decodes to
+    within one AAC frame (1024 samples, 64 ms at 16 kHz; within a few samples for MP4).
+    """
     try:
-        info = soundfile.info(path)
-    except Exception:  # noqa: BLE001 - any unreadable header is planned as empty
-        return 0.0
-    if info.samplerate <= 0:
-        return 0.0
-    stop = info.frames if end is None else min(int(end), info.frames)
-    return max(stop - int(start), 0) / float(info.samplerate)
+        import av  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise PlanningError(
+            f"{path}: planning {os.path.splitext(path)[1]} files needs their durations, "
+            "read with PyAV, which is not installed: pip install 'tfspk[m4a]' (or "
+            "pip install av)") from None
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                return 0, 0
+            stream = container.streams.audio[0]
+            rate = int(stream.rate or 0)
+            time_base = stream.time_base
+            is_mp4 = any(name in container.format.name.split(",")
+                         for name in ("mov", "mp4", "m4a"))
+            if is_mp4 and stream.duration:
+                ticks = int(stream.duration)
+            else:
+                ticks = sum(int(packet.duration or 0) for packet in container.demux(stream))
+    except (av.FFmpegError, OSError, ValueError):
+        return 0, 0
+    if rate <= 0 or time_base is None:
+        return 0, 0
+    return int(round(ticks * time_base * rate)), rate
 
 
 def assign_shards(seconds: Sequence[float], num_shards: int) -> list[int]:
@@ -142,14 +219,84 @@ def assign_shards(seconds: Sequence[float], num_shards: int) -> list[int]:
     return assignment
 
 
+def assign_mixed_shards(seconds: Sequence[float], speakers: Sequence[str],
+                        num_shards: int, seed: int = DEFAULT_PLAN_SEED) -> list[int]:
+    """Duration-balanced assignment that spreads every speaker over the shards.
+
+    Items are dealt in rounds: round k holds every speaker's k-th utterance (utterances
+    of a speaker in a seeded random order, speakers in a fresh seeded order each round),
+    and each item goes to the shard with the least total duration so far (ties: fewest
+    items, then lowest index). Consecutive items of one speaker are thus a whole round
+    apart, and a speaker with n utterances lands on about min(n, num_shards) shards
+    instead of one. Items of zero duration (unreadable headers, planned rejects) are
+    dealt last; the item-count tie-break spreads them over the shards that are still
+    equally loaded, so no shard is left empty while another holds two of them.
+
+    Greedy list scheduling keeps the spread between the fullest and the emptiest
+    shard within the longest single item, as longest-first (`assign_shards`) does.
+    Deterministic for a given seed.
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    count = len(seconds)
+    if count == 0:
+        return []
+    durations = np.asarray(seconds, np.float64)
+    _, speaker_ids = np.unique(np.asarray(speakers, dtype=object).astype(str),
+                               return_inverse=True)
+    rng = np.random.default_rng([int(seed), 1])
+    # Rank of each item among its speaker's items, in a random order.
+    by_speaker = np.lexsort((rng.random(count), speaker_ids))
+    group_starts = np.r_[0, np.flatnonzero(np.diff(speaker_ids[by_speaker])) + 1]
+    sizes = np.diff(np.r_[group_starts, count])
+    rank = np.empty(count, np.int64)
+    rank[by_speaker] = np.arange(count) - np.repeat(group_starts, sizes)
+    empty = durations <= 0
+    order = np.lexsort((rng.random(count), rank, empty))
+    loads = [(0.0, 0, shard) for shard in range(num_shards)]
+    heapq.heapify(loads)
+    assignment = np.zeros(count, np.int64)
+    for index in order.tolist():
+        total, items, shard = heapq.heappop(loads)
+        assignment[index] = shard
+        heapq.heappush(loads, (total + float(durations[index]), items + 1, shard))
+    return assignment.tolist()
+
+
+def order_within_shards(shards: Sequence[int], seed: int = DEFAULT_PLAN_SEED) -> list[int]:
+    """Each item's place inside its shard: a seeded uniform shuffle of every shard."""
+    shards = np.asarray(shards, np.int64)
+    count = len(shards)
+    if count == 0:
+        return []
+    keys = np.random.default_rng([int(seed), 2]).random(count)
+    by_shard = np.lexsort((keys, shards))
+    starts = np.r_[0, np.flatnonzero(np.diff(shards[by_shard])) + 1]
+    sizes = np.diff(np.r_[starts, count])
+    order = np.empty(count, np.int64)
+    order[by_shard] = np.arange(count) - np.repeat(starts, sizes)
+    return order.tolist()
+
+
 def make_plan(utterances: Iterable[Any], split: str, num_shards: int,
-              labels: Mapping[str, int], settings: Mapping[str, Any]) -> ShardPlan:
+              labels: Mapping[str, int], settings: Mapping[str, Any], *,
+              seconds: Sequence[float] | Callable[[Any], float] | None = None,
+              seed: int = DEFAULT_PLAN_SEED) -> ShardPlan:
     """Plans one split from `tfspk.corpora` Utterances.
 
     `labels` maps speaker -> integer label; a speaker absent from it makes the
     utterance a planned reject. A repeated utt_id is a planned reject too (the first
     occurrence is kept), so every input appears exactly once in the output.
+
+    `seconds` gives the durations instead of reading audio headers: one per utterance
+    in input order (e.g. from Kaldi's utt2dur), or a function of the Utterance. `seed`
+    fixes the speaker mixing and the order inside every shard (`assign_mixed_shards`,
+    `order_within_shards`).
     """
+    utterances = list(utterances)
+    if seconds is not None and not callable(seconds) and len(seconds) != len(utterances):
+        raise PlanningError(f"split {split!r}: {len(seconds)} durations given for "
+                            f"{len(utterances)} utterances")
     items = []
     seen_ids: set[str] = set()
     for position, utt in enumerate(utterances):
@@ -162,13 +309,23 @@ def make_plan(utterances: Iterable[Any], split: str, num_shards: int,
         phones = tuple((int(p.start), int(p.end), str(p.label)) for p in (utt.phones or ()))
         start = int(utt.start or 0)
         end = None if utt.end is None else int(utt.end)
-        items.append(PlanItem(
-            position=position, utt_id=str(utt.utt_id), path=os.fspath(utt.path),
-            speaker=str(utt.speaker), label=int(labels.get(utt.speaker, -1)),
-            start=start, end=end, phones=phones,
-            seconds=0.0 if reject else header_seconds(os.fspath(utt.path), start, end),
-            reject=reject))
-    shards = assign_shards([item.seconds for item in items], num_shards)
-    items = [dataclasses.replace(item, shard=shard) for item, shard in zip(items, shards)]
-    return ShardPlan(split=split, num_shards=num_shards, items=tuple(items),
+        path = os.fspath(utt.path)
+        if reject:
+            duration = 0.0
+        elif seconds is None:
+            duration = header_seconds(path, start, end)
+        else:
+            duration = float(seconds(utt) if callable(seconds) else seconds[position])
+        items.append((position, str(utt.utt_id), path, str(utt.speaker),
+                      int(labels.get(utt.speaker, -1)), start, end, phones, duration, reject))
+    shards = assign_mixed_shards([item[8] for item in items],
+                                 [item[3] for item in items], num_shards, seed)
+    orders = order_within_shards(shards, seed)
+    plan_items = tuple(
+        PlanItem(position=position, utt_id=utt_id, path=path, speaker=speaker, label=label,
+                 start=start, end=end, phones=phones, seconds=duration, shard=shard,
+                 reject=reject, order=order)
+        for (position, utt_id, path, speaker, label, start, end, phones, duration, reject),
+        shard, order in zip(items, shards, orders))
+    return ShardPlan(split=split, num_shards=num_shards, items=plan_items,
                      settings=dict(settings), speakers=dict(labels))
