@@ -122,3 +122,88 @@ def test_split_files_are_kept_apart(tmp_path):
         "train-00000-of-00002.tfrecord", "train-00000-of-00002.tfrecord.json",
         "train.metadata.json", "train.speakers.tsv"]
     assert meta.splits_in(str(tmp_path)) == ["train", "train_small"]
+
+
+def _write_aac(path, num_samples, rate=16000, container_format=None, seed=0):
+    """A real AAC file written with PyAV (m4a, or raw ADTS with container_format='adts');
+    returns the float32 samples that went in."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_samples) / rate
+    samples = (0.3 * np.sin(2 * np.pi * rng.uniform(150, 600) * t)
+               + 0.02 * rng.standard_normal(num_samples)).astype(np.float32)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        for offset in range(0, num_samples, 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, offset:offset + 1024],
+                                               format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, offset
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return samples
+
+
+@pytest.mark.parametrize("num_samples", [16000 * 3 + 123, 16000 * 7 + 5000])
+def test_m4a_header_seconds_within_10_ms_of_the_audio(tmp_path, num_samples):
+    from tfspk import audio
+
+    path = tmp_path / "00001.m4a"
+    _write_aac(path, num_samples)
+    seconds = planning.header_seconds(str(path))
+    decoded, rate = audio.load_audio(str(path), 16000)
+    assert rate == 16000
+    # Against what went into the encoder (the truth). The decoder hands back the last
+    # AAC frame whole (up to 1023 samples of encoder padding past the end the container
+    # declares), so what the build stores is longer by less than one frame.
+    assert abs(seconds - num_samples / 16000) <= 0.010
+    assert 0 <= len(decoded) - round(seconds * 16000) < 1024
+    # A span in samples, as Kaldi segments give it.
+    assert planning.header_seconds(str(path), 8000, 24000) == pytest.approx(1.0)
+
+
+def test_raw_adts_aac_is_measured_from_its_packets(tmp_path):
+    from tfspk import audio
+
+    path = tmp_path / "00001.aac"
+    _write_aac(path, 16000 * 4 + 700, container_format="adts")
+    seconds = planning.header_seconds(str(path))
+    decoded, _ = audio.load_audio(str(path), 16000)
+    # ADTS declares no length (FFmpeg's bit-rate estimate is tens of ms off); the summed
+    # packet durations equal what decodes (priming included, which ADTS cannot mark).
+    assert abs(seconds - len(decoded) / 16000) <= 0.010
+
+
+def test_voxceleb2_m4a_split_balances_over_shards(tmp_path):
+    lengths = [16000 * n + 300 * n for n in (2, 3, 4, 5, 6, 7, 3, 4)]
+    utts = []
+    for n, num_samples in enumerate(lengths):
+        path = tmp_path / "dev" / "aac" / f"id0{n % 2}" / "v" / f"{n:05d}.m4a"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_aac(path, num_samples, seed=n)
+        utts.append(Utterance(f"id0{n % 2}/v/{n:05d}", str(path), f"id0{n % 2}"))
+    plan = planning.make_plan(utts, "train", 4, {"id00": 0, "id01": 1}, {})
+    seconds = np.array([item.seconds for item in plan.items])
+    np.testing.assert_allclose(seconds, np.array(lengths) / 16000, atol=0.010)
+    loads = _loads(seconds, [item.shard for item in plan.items], 4)
+    assert (loads > 0).all() and loads.max() - loads.min() <= seconds.max()
+
+
+def test_m4a_without_pyav_stops_planning_with_the_install_hint(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_av(name, *args, **kwargs):
+        if name == "av":
+            raise ImportError("No module named 'av'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    path = tmp_path / "00001.m4a"
+    path.write_bytes(b"never opened")
+    with pytest.raises(planning.PlanningError,
+                       match=r"00001.m4a: .*PyAV.*pip install 'tfspk\[m4a\]'"):
+        planning.make_plan([Utterance("u", str(path), "s")], "train", 1, {"s": 0}, {})
