@@ -4,7 +4,10 @@ import http.server
 import json
 import re
 import socket
+import struct
+import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -209,3 +212,194 @@ def test_embed_rest_unreachable_server():
         port = unused.getsockname()[1]
     with pytest.raises(serving.ServingError, match="cannot reach the server"):
         serving.embed_rest(f"http://127.0.0.1:{port}", MODEL_NAME, _clips(), timeout=5)
+
+
+# ------------------------------------------------------------------ hostile servers
+def _reply_json(handler, payload, status=200):
+    data = json.dumps(payload).encode()  # json writes NaN/Infinity as TF Serving can
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    """Misbehaves as the model name in the URL says (POST /v1/models/<how>:predict)."""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        try:
+            self._misbehave()
+        except OSError:  # the client gave up (deadline) and closed the connection
+            self.close_connection = True
+
+    def _misbehave(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        how = re.fullmatch(r"/v1/models/([^/:]+).*", self.path).group(1)
+        three = [[0.1, 0.2, 0.3, 0.4]] * 3
+        if how == "trickle":  # a valid reply, one byte every 0.5 s (50 s in all)
+            data = json.dumps({"outputs": three}).encode().ljust(100)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.5)
+        elif how == "slow_headers":  # the status line itself trickles
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.5)
+        elif how == "not_json":
+            self.send_response(200)
+            self.send_header("Content-Length", "17")
+            self.end_headers()
+            self.wfile.write(b"<html>oops</html>")
+        elif how == "hang_up":  # RemoteDisconnected in http.client
+            self.close_connection = True
+        elif how == "reset":  # ConnectionResetError
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif how == "truncated":  # IncompleteRead
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"outputs": [[0.1')
+            self.close_connection = True
+        elif how == "html_500":
+            self.send_response(500)
+            self.send_header("Content-Length", "21")
+            self.end_headers()
+            self.wfile.write(b"<h1>Internal err</h1>")
+        elif how == "rows":
+            _reply_json(self, {"outputs": three[:1]})
+        elif how == "nan":
+            _reply_json(self, {"outputs": [[0.1, float("nan"), 0.3, 0.4]] * 3})
+        elif how == "inf":
+            _reply_json(self, {"outputs": {"embedding": three,
+                                           "conv1": [[[float("inf")]]] * 3,
+                                           "conv1_lengths": [1, 1, 1]}})
+        elif how == "flat":
+            _reply_json(self, {"outputs": [0.1, 0.2, 0.3]})
+        elif how == "ragged":
+            _reply_json(self, {"outputs": [[0.1, 0.2], [0.3], [0.4, 0.5]]})
+        elif how == "lengths":
+            _reply_json(self, {"outputs": {"conv1": [[[0.0]] * 2] * 3,
+                                           "conv1_lengths": [1, 2, 5]}})
+        elif how == "no_outputs":
+            _reply_json(self, {"predictions": three})
+        else:
+            _reply_json(self, {"outputs": three})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("how", ["trickle", "slow_headers"])
+def test_embed_rest_timeout_bounds_the_whole_call(hostile_server, how):
+    started = time.monotonic()
+    with pytest.raises(serving.ServingError, match=r"no complete reply within the 3 s "
+                                                   r"deadline") as error:
+        serving.embed_rest(hostile_server, how, _clips(), timeout=3)
+    assert error.value.code == "DEADLINE_EXCEEDED"
+    assert time.monotonic() - started < 4.5
+
+
+@pytest.mark.parametrize("how,message", [
+    ("not_json", r"the reply is not JSON: '<html>oops</html>'"),
+    ("hang_up", r"connection failed: RemoteDisconnected"),
+    ("reset", r"connection failed: (ConnectionResetError|RemoteDisconnected)"),
+    ("truncated", r"connection failed: IncompleteRead"),
+    ("html_500", r"HTTP 500: <h1>Internal err</h1>"),
+    ("no_outputs", r"the reply has no 'outputs'"),
+    ("rows", r"output 'embedding' has shape \(1, 4\), not 3 row\(s\), one per waveform"),
+    ("nan", r"output 'embedding' holds 3 NaN or Inf value\(s\)"),
+    ("inf", r"output 'conv1' holds 3 NaN or Inf value\(s\)"),
+    ("flat", r"output 'embedding' has shape \(3,\), expected \[3, D\]"),
+    ("ragged", r"output 'embedding' is not a numeric array"),
+    ("lengths", r"output 'conv1_lengths' reaches 5, beyond the 2 frames of 'conv1'"),
+])
+def test_embed_rest_refuses_every_bad_reply_with_a_serving_error(hostile_server, how,
+                                                                 message):
+    with pytest.raises(serving.ServingError, match=message) as error:
+        serving.embed_rest(hostile_server, how, _clips(), timeout=10)
+    assert f"/v1/models/{how}:predict" in str(error.value)
+
+
+def test_embed_rest_checks_the_embedding_dimension_and_its_arguments(hostile_server):
+    good = serving.embed_rest(hostile_server, "good", _clips(), embedding_dim=4)
+    assert good["embedding"].shape == (3, 4)
+    with pytest.raises(serving.ServingError, match="dimension 4, expected 12"):
+        serving.embed_rest(hostile_server, "good", _clips(), embedding_dim=12)
+    for timeout in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="timeout must be"):
+            serving.embed_rest(hostile_server, "good", _clips(), timeout=timeout)
+    with pytest.raises(ValueError, match="server_url must be http"):
+        serving.embed_rest("localhost:8501", "good", _clips())
+
+
+class _HostilePredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
+        how = request.model_spec.name
+        rows = request.inputs["waveform"].tensor_shape.dim[0].size
+        embedding = np.full((rows, 4), 0.5, np.float32)
+        if how == "sleep":
+            time.sleep(4)
+        elif how == "rows":
+            embedding = embedding[:1]
+        elif how == "nan":
+            embedding[1, 2] = np.nan
+        elif how == "rank":
+            embedding = embedding[:, 0]
+        response = predict_pb2.PredictResponse()
+        response.outputs["embedding"].CopyFrom(tf.make_tensor_proto(embedding))
+        return response
+
+
+@pytest.fixture(scope="module")
+def hostile_grpc():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        _HostilePredictionService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None).wait(timeout=10)
+
+
+@pytest.mark.parametrize("how,message", [
+    ("sleep", "DEADLINE_EXCEEDED"),
+    ("rows", r"output 'embedding' has shape \(1, 4\), not 3 row\(s\)"),
+    ("nan", r"output 'embedding' holds 1 NaN or Inf value\(s\)"),
+    ("rank", r"output 'embedding' has shape \(3,\), expected \[3, D\]"),
+])
+def test_embed_grpc_refuses_late_and_bad_replies(hostile_grpc, how, message):
+    started = time.monotonic()
+    with pytest.raises(serving.ServingError, match=message):
+        serving.embed_grpc(hostile_grpc, how, _clips(), timeout=1.5)
+    assert time.monotonic() - started < 3.5
+    assert serving.embed_grpc(hostile_grpc, "good", _clips(),
+                              embedding_dim=4)["embedding"].shape == (3, 4)
+
+
+def test_embed_grpc_without_the_serving_extra_says_how_to_install_it(monkeypatch):
+    from tfspk import extras
+    monkeypatch.setitem(sys.modules, "grpc", None)  # `import grpc` now fails
+    with pytest.raises(extras.MissingExtraError,
+                       match=r"the gRPC client .*needs the optional package grpcio, which "
+                             r"is not installed: pip install 'tfspk\[serving\]'") as error:
+        serving.embed_grpc("127.0.0.1:1", MODEL_NAME, _clips())
+    assert isinstance(error.value, ImportError) and error.value.extra == "serving"
