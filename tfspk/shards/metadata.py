@@ -22,7 +22,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from tfspk.shards import planning
-from tfspk.shards.writer import atomic_write_text
+from tfspk.shards.writer import atomic_write_lines, atomic_write_text
 
 SIDECAR_VERSION = 1
 
@@ -117,14 +117,20 @@ def write_json(path: str, data: Mapping[str, Any]) -> None:
 
 
 def save_plan(path: str, plan: planning.ShardPlan) -> None:
-    """Writes the plan as JSON with one item per line: readable, diffable, and written
-    by json's C encoder (an indented dump goes through the pure-Python one, 10x slower
-    on a 1M-utterance plan)."""
-    data = plan.to_json()
-    items = data.pop("items")
-    head = json.dumps(data, sort_keys=True)
-    lines = ",\n".join(json.dumps(item, sort_keys=True) for item in items)
-    atomic_write_text(path, f'{head[:-1]}, "items": [\n{lines}\n]}}\n')
+    """Writes the plan as JSON with one item row per line (field names in
+    `item_fields`): readable and diffable, streamed to disk, and written by json's C
+    encoder (an indented dump goes through the pure-Python one, 10x slower on a
+    1M-utterance plan)."""
+    head = plan.to_json_header()
+    encode = json.JSONEncoder(ensure_ascii=True).encode
+
+    def lines():
+        yield json.dumps(head, sort_keys=True)[:-1] + ', "items": [\n'
+        for index, item in enumerate(plan.items):
+            yield ("" if index == 0 else ",\n") + encode(item.to_row())
+        yield "\n]}\n"
+
+    atomic_write_lines(path, lines())
 
 
 def load_plan(path: str) -> planning.ShardPlan:

@@ -64,20 +64,34 @@ class PlanItem:
     reject: str | None = None
     order: int = 0
 
+    def to_row(self) -> list[Any]:
+        """The fields as a JSON-ready list in `ITEM_FIELDS` order (the plan file stores
+        rows: a 1M-utterance plan then writes, hashes and loads in seconds)."""
+        return [self.position, self.utt_id, self.path, self.speaker, self.label,
+                self.start, self.end, [list(p) for p in self.phones], self.seconds,
+                self.shard, self.reject, self.order]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "PlanItem":
+        if len(row) != len(ITEM_FIELDS):
+            raise ValueError(f"plan item {row!r}: expected {len(ITEM_FIELDS)} fields "
+                             f"{ITEM_FIELDS}")
+        (position, utt_id, path, speaker, label, start, end, phones, seconds, shard,
+         reject, order) = row
+        phones = tuple((int(s), int(e), str(lab)) for s, e, lab in phones) if phones else ()
+        return cls(position, utt_id, path, speaker, label, start, end, phones, seconds,
+                   shard, reject, order)
+
     def to_json(self) -> dict[str, Any]:
-        # Field by field: dataclasses.asdict deep-copies and is 10x slower, which shows
-        # on a 1M-utterance plan.
-        return {"position": self.position, "utt_id": self.utt_id, "path": self.path,
-                "speaker": self.speaker, "label": self.label, "start": self.start,
-                "end": self.end, "phones": [list(p) for p in self.phones],
-                "seconds": self.seconds, "shard": self.shard, "reject": self.reject,
-                "order": self.order}
+        return dict(zip(ITEM_FIELDS, self.to_row()))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "PlanItem":
-        fields = dict(data)
-        fields["phones"] = tuple((int(s), int(e), str(lab)) for s, e, lab in fields["phones"])
-        return cls(**fields)
+        return cls.from_row([data[name] for name in ITEM_FIELDS])
+
+
+#: The order of a PlanItem's fields in the plan file's rows.
+ITEM_FIELDS = tuple(field.name for field in dataclasses.fields(PlanItem))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,10 +120,12 @@ class ShardPlan:
 
     @functools.cached_property
     def _digests(self) -> list[str]:
-        settings = dict(self.settings)
-        return [hashlib.sha256(json.dumps(
-            {"settings": settings, "items": [i.to_json() for i in items]},
-            sort_keys=True).encode("utf-8")).hexdigest() for items in self._items_by_shard]
+        settings = json.dumps(dict(self.settings), sort_keys=True)
+        # One C-encoded dump of the shard's rows (in write order) per shard.
+        return [hashlib.sha256(f'{{"settings": {settings}, "items": {json.dumps(rows)}}}'
+                               .encode("utf-8")).hexdigest()
+                for rows in ([item.to_row() for item in items]
+                             for items in self._items_by_shard)]
 
     def shard_items(self, shard: int) -> list[PlanItem]:
         """The items of one shard in the order they are written (`PlanItem.order`)."""
@@ -120,11 +136,16 @@ class ShardPlan:
         a finished shard from another plan is never taken as done."""
         return self._digests[shard]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json_header(self) -> dict[str, Any]:
+        """`to_json` without the items."""
         return {"plan_version": PLAN_VERSION, "split": self.split,
                 "num_shards": self.num_shards, "settings": dict(self.settings),
-                "speakers": dict(self.speakers),
-                "items": [item.to_json() for item in self.items]}
+                "speakers": dict(self.speakers), "item_fields": list(ITEM_FIELDS)}
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan file's content; `items` are rows (`PlanItem.to_row`) in input order,
+        their field names in `item_fields`."""
+        return dict(self.to_json_header(), items=[item.to_row() for item in self.items])
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ShardPlan":
@@ -135,8 +156,10 @@ class ShardPlan:
                 f"plan version {version!r} is not {PLAN_VERSION}"
                 + (" (written by an older tfspk, whose shards are not speaker-mixed): "
                    "pass --overwrite to rebuild the split" if older else ""))
+        if list(data.get("item_fields", ITEM_FIELDS)) != list(ITEM_FIELDS):
+            raise ValueError(f"item_fields {data['item_fields']} are not {list(ITEM_FIELDS)}")
         return cls(split=data["split"], num_shards=int(data["num_shards"]),
-                   items=tuple(PlanItem.from_json(i) for i in data["items"]),
+                   items=tuple(map(PlanItem.from_row, data["items"])),
                    settings=dict(data["settings"]),
                    speakers={str(k): int(v) for k, v in data["speakers"].items()})
 
@@ -297,7 +320,10 @@ def make_plan(utterances: Iterable[Any], split: str, num_shards: int,
     if seconds is not None and not callable(seconds) and len(seconds) != len(utterances):
         raise PlanningError(f"split {split!r}: {len(seconds)} durations given for "
                             f"{len(utterances)} utterances")
-    items = []
+    # First pass: rejects and durations only; the items are built once the shards are
+    # known (frozen items cannot be updated, and a copy of 1M of them costs 0.5 GB).
+    rejects: list[str | None] = []
+    durations: list[float] = []
     seen_ids: set[str] = set()
     for position, utt in enumerate(utterances):
         reject = None
@@ -306,26 +332,27 @@ def make_plan(utterances: Iterable[Any], split: str, num_shards: int,
         elif utt.speaker not in labels:
             reject = f"unknown_speaker: {utt.speaker!r} is not in the speakers map"
         seen_ids.add(utt.utt_id)
-        phones = tuple((int(p.start), int(p.end), str(p.label)) for p in (utt.phones or ()))
-        start = int(utt.start or 0)
-        end = None if utt.end is None else int(utt.end)
-        path = os.fspath(utt.path)
         if reject:
             duration = 0.0
         elif seconds is None:
-            duration = header_seconds(path, start, end)
+            duration = header_seconds(os.fspath(utt.path), int(utt.start or 0),
+                                      None if utt.end is None else int(utt.end))
         else:
             duration = float(seconds(utt) if callable(seconds) else seconds[position])
-        items.append((position, str(utt.utt_id), path, str(utt.speaker),
-                      int(labels.get(utt.speaker, -1)), start, end, phones, duration, reject))
-    shards = assign_mixed_shards([item[8] for item in items],
-                                 [item[3] for item in items], num_shards, seed)
+        rejects.append(reject)
+        durations.append(duration)
+    del seen_ids
+    shards = assign_mixed_shards(durations, [str(u.speaker) for u in utterances],
+                                 num_shards, seed)
     orders = order_within_shards(shards, seed)
     plan_items = tuple(
-        PlanItem(position=position, utt_id=utt_id, path=path, speaker=speaker, label=label,
-                 start=start, end=end, phones=phones, seconds=duration, shard=shard,
-                 reject=reject, order=order)
-        for (position, utt_id, path, speaker, label, start, end, phones, duration, reject),
-        shard, order in zip(items, shards, orders))
+        PlanItem(position=position, utt_id=str(utt.utt_id), path=os.fspath(utt.path),
+                 speaker=str(utt.speaker), label=int(labels.get(utt.speaker, -1)),
+                 start=int(utt.start or 0), end=None if utt.end is None else int(utt.end),
+                 phones=tuple((int(p.start), int(p.end), str(p.label))
+                              for p in (utt.phones or ())),
+                 seconds=duration, shard=shard, reject=reject, order=order)
+        for position, (utt, duration, reject, shard, order) in enumerate(
+            zip(utterances, durations, rejects, shards, orders)))
     return ShardPlan(split=split, num_shards=num_shards, items=plan_items,
                      settings=dict(settings), speakers=dict(labels))

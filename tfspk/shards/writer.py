@@ -64,6 +64,19 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_lines(path: str, lines: Iterable[str]) -> None:
+    """Writes UTF-8 text from an iterable of strings (newlines included) atomically,
+    without holding the whole text in memory (a 1M-utterance plan is 200 MB)."""
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        _commit(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_tfrecord_atomically(path: str, records: Iterable[bytes],
                               compression: str = "none") -> tuple[int, str, int]:
     """Writes serialized records as one TFRecord file, atomically.
