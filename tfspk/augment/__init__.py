@@ -7,8 +7,8 @@ with stateless ops from explicit seeds (`draw_plan`), so results are reproducibl
 """
 from tfspk.augment.config import AugmentationConfig
 from tfspk.augment.cropping import head_crop, random_crop, random_crops
-from tfspk.augment.mixing import (fit_to_length, gain_for_snr, mix_at_snr, mix_babble,
-                                  signal_power)
+from tfspk.augment.mixing import (fit_to_length, foreground_starts, gain_for_snr, mix_at_snr,
+                                  mix_babble, mix_foreground, signal_power)
 from tfspk.augment.plan import (BABBLE, MUSIC, NOISE, NONE, augment_waveforms, draw_plan,
                                 mask_features)
 from tfspk.augment.reverb import reverberate
@@ -21,6 +21,7 @@ from tfspk.augment.speed import (perturbed_length, resample_to_length, speed_lab
 __all__ = [
     "AugmentationConfig", "AugmentationSources", "AugmentationSourceError", "AudioFileSet",
     "RecordingSet", "TFRecordSet", "list_files", "mix_at_snr", "mix_babble",
+    "mix_foreground", "foreground_starts",
     "fit_to_length", "gain_for_snr", "signal_power", "reverberate", "speed_perturb",
     "resample_to_length", "perturbed_length", "speed_label", "draw_masks", "apply_masks",
     "draw_plan", "augment_waveforms", "mask_features", "random_crop", "random_crops",
