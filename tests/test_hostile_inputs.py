@@ -40,11 +40,11 @@ def run_cli(module, args, capsys):
     module.define_flags(values)
     capsys.readouterr()
     try:
-        values([module.__name__] + list(args))
+        argv = values([module.__name__] + list(args))  # the program name + positionals
     except flags.Error as error:
         return "flags", str(error)
     try:
-        module.main([module.__name__], flag_values=values)
+        module.main(argv, flag_values=values)
         status = 0
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else 1
@@ -626,3 +626,91 @@ def test_user_errors_exit_non_zero_without_a_traceback(built, tmp_path, case):
 
 def test_build_error_is_a_value_error():
     assert issubclass(BuildError, ValueError) and issubclass(ShardSetError, ValueError)
+
+
+# --------------------------------------- inference CLIs: embed, verify, enroll, identify
+@pytest.fixture(scope="module")
+def export_base(tmp_path_factory):
+    import export_fixtures
+    return export_fixtures.export_tiny_model(tmp_path_factory.mktemp("inference_model"))
+
+
+def test_inference_clis_name_the_bad_flag_or_file(export_base, tmp_path, capsys):
+    from tfspk import embed, enroll, identify, verify
+    clip = write_wav(tmp_path / "a.wav", fx.speech_like(1.0, seed=1))
+    missing = tmp_path / "nope"
+    cases = [
+        (verify, [f"--model={missing}", clip, clip], f"--model={missing}: {missing}: no such "
+                                                     "export directory"),
+        (verify, [f"--model={tmp_path}", clip, clip], f"--model={tmp_path}: {tmp_path}: "
+                                                      "neither a SavedModel"),
+        (verify, [f"--model={export_base}", f"--calibration={missing}.json", clip, clip],
+         f"--calibration={missing}.json: "),
+        (verify, [f"--model={export_base}", clip, str(tmp_path / "gone.wav")], "gone.wav"),
+        (identify, [f"--model={export_base}", f"--db={missing}", clip],
+         f"{missing}: not a speaker database (no db.json)"),
+        (enroll, [f"--model={export_base}", f"--db={tmp_path / 'db'}", "--speaker= x", clip],
+         "speaker name must be non-empty without surrounding spaces"),
+        (embed, [f"--model={export_base}", f"--output={tmp_path / 'e.npz'}",
+                 str(tmp_path / "none-*.wav")], "none-*.wav"),
+    ]
+    for module, args, named in cases:
+        status, text = run_cli(module, args, capsys)
+        assert status == 2 and named in text, (module.__name__, args, text)
+        assert "Traceback" not in text
+    calibration = tmp_path / "bad.json"
+    calibration.write_text("{broken")
+    status, text = run_cli(verify, [f"--model={export_base}", f"--calibration={calibration}",
+                                    clip, clip], capsys)
+    assert status == 2 and f"--calibration={calibration}: " in text and "JSON" in text
+
+
+def test_enroll_into_a_locked_db_is_refused_naming_the_holder(export_base, tmp_path, capsys):
+    from tfspk import enroll, speaker_db
+    clip = write_wav(tmp_path / "a.wav", fx.speech_like(1.0, seed=1))
+    db = tmp_path / "db"
+    script = ("import sys, time\nfrom tfspk import speaker_db\n"
+              "with speaker_db.SpeakerDB(sys.argv[1]).lock():\n"
+              " print('LOCKED', flush=True)\n time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(db)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED"
+        status, text = run_cli(enroll, [f"--model={export_base}", f"--db={db}",
+                                        "--speaker=alice", "--lock_timeout=0.2", clip], capsys)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert status == 2 and f"{db}: locked by pid {holder.pid}" in text
+    assert not speaker_db.SpeakerDB(db).exists()
+
+
+def test_missing_optional_packages_give_an_install_hint(export_base, tmp_path, capsys,
+                                                        monkeypatch):
+    from tfspk import embed, extras
+    clip = write_wav(tmp_path / "a.wav", fx.speech_like(1.0, seed=1))
+    monkeypatch.setitem(sys.modules, "kaldiio", None)  # `import kaldiio` now fails
+    status, text = run_cli(embed, [f"--model={export_base}",
+                                   f"--output={tmp_path / 'e.ark'}", clip], capsys)
+    assert status == 2 and "Traceback" not in text
+    assert (f"--output={tmp_path / 'e.ark'} (Kaldi ark/scp) needs the optional package "
+            "kaldiio, which is not installed: pip install 'tfspk[kaldi]'") in text
+    assert not (tmp_path / "e.ark").exists()
+    with pytest.raises(extras.MissingExtraError, match=r"pip install 'tfspk\[onnx\]'"):
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)
+        extras.require("onnxruntime", purpose="--format=onnx")
+
+
+def test_every_extra_named_by_tfspk_extras_exists_in_setup_py():
+    import ast
+    from tfspk import extras
+    tree = ast.parse(open(os.path.join(REPO, "setup.py")).read())
+    table = next(k.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 for k in node.keywords if k.arg == "extras_require")
+    declared = {key.value: [item.value for item in value.elts
+                            if isinstance(item, ast.Constant)]  # not the f-strings
+                for key, value in zip(table.keys, table.values)}
+    for module, (distribution, extra) in extras.KNOWN.items():
+        assert extra in declared, (module, extra)
+        packages = [p.split("=")[0].split(">")[0].split("[")[0] for p in declared[extra]]
+        assert distribution in packages, (module, distribution, declared[extra])

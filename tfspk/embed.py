@@ -21,6 +21,9 @@ from typing import Iterable, Optional
 import numpy as np
 from absl import app, flags
 
+from tfspk import extras
+from tfspk.shards.cli import user_errors
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".sph", ".m4a", ".aac", ".mp4")
 MANIFEST_EXTENSIONS = (".tsv",)
 
@@ -87,7 +90,7 @@ def _read_done(output: str):
                         else [""] * len(done.ids))
             return done.ids.tolist(), list(done.embeddings), speakers
     if output.endswith(".ark") and os.path.isfile(output[:-4] + ".scp"):
-        import kaldiio
+        kaldiio = extras.require("kaldiio", "kaldi", "Kaldi ark/scp output")
 
         ids, rows = [], []
         for key, value in kaldiio.load_scp(output[:-4] + ".scp").items():
@@ -103,7 +106,7 @@ def write_output(output: str, ids, embeddings, speakers) -> None:
     if directory:
         os.makedirs(directory, exist_ok=True)
     if output.endswith(".ark"):
-        import kaldiio
+        kaldiio = extras.require("kaldiio", "kaldi", "Kaldi ark/scp output")
 
         bad = [i for i in ids if not i or any(c.isspace() for c in i)]
         if bad:
@@ -182,15 +185,18 @@ def run_from_flags(argv, flag_values=flags.FLAGS) -> dict:
         raise app.UsageError("give at least one input (file, directory, glob or manifest)")
     if not (flag_values.output.endswith(".npz") or flag_values.output.endswith(".ark")):
         raise app.UsageError(f"--output must end with .npz or .ark, got {flag_values.output}")
-    model = SpeakerModel.load(flag_values.model, vad=flag_values.vad)
+    if flag_values.output.endswith(".ark"):  # before any work, not at the end
+        extras.require("kaldiio", "kaldi", f"--output={flag_values.output} (Kaldi ark/scp)")
+    model = SpeakerModel.load_for_cli(flag_values.model, vad=flag_values.vad)
     return embed_inputs(model, argv[1:], flag_values.output, flag_values.batch_size,
                         flag_values.save_every)
 
 
-def main(argv):
-    counts = run_from_flags(argv)
+@user_errors
+def main(argv, flag_values=flags.FLAGS):
+    counts = run_from_flags(argv, flag_values)
     print(f"embedded {counts['embedded']}, skipped {counts['skipped']} already done; "
-          f"{counts['total']} embeddings in {flags.FLAGS.output}")
+          f"{counts['total']} embeddings in {flag_values.output}")
 
 
 if __name__ == "__main__":

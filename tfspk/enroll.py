@@ -12,6 +12,8 @@ import sys
 
 from absl import app, flags
 
+from tfspk.shards.cli import user_errors
+
 
 def define_flags(flag_values=flags.FLAGS):
     """CLI flags; defined on demand so importing this module defines none."""
@@ -44,13 +46,14 @@ def enroll_files(db_dir, speaker, model, files, lock_timeout=30.0, progress=True
     return db.enroll(speaker, ids, np.stack(embeddings), record, timeout=lock_timeout)
 
 
-def main(argv):
+@user_errors
+def main(argv, flag_values=flags.FLAGS):
     from tfspk.inference import SpeakerModel
 
     if len(argv) < 2:
         raise app.UsageError("give at least one audio file to enroll")
-    FLAGS = flags.FLAGS
-    model = SpeakerModel.load(FLAGS.model, vad=FLAGS.vad)
+    FLAGS = flag_values
+    model = SpeakerModel.load_for_cli(FLAGS.model, vad=FLAGS.vad)
     state = enroll_files(FLAGS.db, FLAGS.speaker, model, argv[1:], FLAGS.lock_timeout)
     count = int((state.speakers == FLAGS.speaker).sum())
     print(f"{FLAGS.speaker}: {count} utterances; {len(state.speaker_names())} speakers "

@@ -12,6 +12,8 @@ import json
 
 from absl import app, flags
 
+from tfspk.shards.cli import user_errors
+
 
 def define_flags(flag_values=flags.FLAGS):
     """CLI flags; defined on demand so importing this module defines none."""
@@ -37,13 +39,14 @@ def identify_file(db_dir, model, path, top_k=5, threshold=None) -> dict:
         model.embed(path), speaker_db.model_record(model), top_k, threshold)
 
 
-def main(argv):
+@user_errors
+def main(argv, flag_values=flags.FLAGS):
     from tfspk.inference import SpeakerModel
 
     if len(argv) != 2:
         raise app.UsageError("give exactly one audio file")
-    FLAGS = flags.FLAGS
-    model = SpeakerModel.load(FLAGS.model, threshold=FLAGS.threshold, vad=FLAGS.vad)
+    FLAGS = flag_values
+    model = SpeakerModel.load_for_cli(FLAGS.model, threshold=FLAGS.threshold, vad=FLAGS.vad)
     result = identify_file(FLAGS.db, model, argv[1], FLAGS.top_k)
     if FLAGS.json:
         print(json.dumps(result))

@@ -29,6 +29,10 @@ CALIBRATION_FILENAME = "calibration.json"
 Input = Union[str, os.PathLike, np.ndarray]
 
 
+class ModelLoadError(ValueError):
+    """An export that cannot be used: missing, not a tfspk SavedModel, unreadable."""
+
+
 class ClipTooShortError(audio_lib.AudioError):
     """A clip (after optional VAD) is shorter than the model's minimum."""
 
@@ -60,12 +64,12 @@ def resolve_export(export_dir: os.PathLike | str) -> str:
     if os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         return export_dir
     if not os.path.isdir(export_dir):
-        raise FileNotFoundError(f"{export_dir}: no such export directory")
+        raise ModelLoadError(f"{export_dir}: no such export directory")
     versions = sorted((int(name) for name in os.listdir(export_dir)
                        if re.fullmatch(r"\d+", name)
                        and os.path.isfile(os.path.join(export_dir, name, "saved_model.pb"))))
     if not versions:
-        raise FileNotFoundError(f"{export_dir}: neither a SavedModel (no saved_model.pb) nor "
+        raise ModelLoadError(f"{export_dir}: neither a SavedModel (no saved_model.pb) nor "
                                 "a base directory with numeric versions holding one")
     return os.path.join(export_dir, str(versions[-1]))
 
@@ -109,7 +113,16 @@ class SpeakerModel:
         self.calibration = calibration
         self._threshold = threshold
         self.vad = vad
-        self._model = tf.saved_model.load(version_dir)
+        try:
+            self._model = tf.saved_model.load(version_dir)
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise ModelLoadError(f"{version_dir}: not a loadable SavedModel "
+                                 f"({type(error).__name__}: {message[:300]})") from None
+        if "serving_default" not in self._model.signatures:
+            raise ModelLoadError(f"{version_dir}: the SavedModel has no 'serving_default' "
+                                 f"signature (it has {sorted(self._model.signatures)}); "
+                                 "is it a tfspk export?")
         self._serve = self._model.signatures["serving_default"]
         self._fingerprint: Optional[str] = None
 
@@ -127,9 +140,14 @@ class SpeakerModel:
         version_dir = resolve_export(base)
         geometry_path = os.path.join(version_dir, GEOMETRY_PATH)
         if not os.path.isfile(geometry_path):
-            raise FileNotFoundError(f"{geometry_path}: missing; is {version_dir} a tfspk export?")
-        with open(geometry_path, encoding="utf-8") as stream:
-            geometry = json.load(stream)
+            raise ModelLoadError(f"{geometry_path}: missing; is {version_dir} a tfspk export?")
+        try:
+            with open(geometry_path, encoding="utf-8") as stream:
+                geometry = json.load(stream)
+            int(geometry["sample_rate"]), int(geometry["min_samples"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelLoadError(f"{geometry_path}: unreadable frame geometry "
+                                 f"({type(error).__name__}: {error})") from None
         if calibration is None:
             for directory in (version_dir, base):
                 candidate = os.path.join(directory, CALIBRATION_FILENAME)
@@ -142,6 +160,20 @@ class SpeakerModel:
 
             loaded = calibration_lib.Calibration.load(os.fspath(calibration))
         return cls(version_dir, base, geometry, loaded, threshold, vad)
+
+    @classmethod
+    def load_for_cli(cls, model_flag, calibration_flag=None, **kwargs) -> "SpeakerModel":
+        """`load` for the CLIs: a failure is a ValueError naming the flag at fault."""
+        from tfspk.calibration import CalibrationError
+
+        try:
+            return cls.load(model_flag, calibration_flag, **kwargs)
+        except ModelLoadError as error:
+            raise ModelLoadError(f"--model={model_flag}: {error}") from None
+        except (CalibrationError, OSError) as error:
+            flag = (f"--calibration={calibration_flag}" if calibration_flag else
+                    f"--model={model_flag} (its {CALIBRATION_FILENAME})")
+            raise CalibrationError(f"{flag}: {error}") from None
 
     # ------------------------------------------------------------------ geometry
     @property

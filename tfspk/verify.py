@@ -11,6 +11,8 @@ import json
 
 from absl import app, flags
 
+from tfspk.shards.cli import user_errors
+
 
 def define_flags(flag_values=flags.FLAGS):
     """CLI flags; defined on demand so importing this module defines none."""
@@ -31,8 +33,8 @@ def verify_from_flags(argv, flag_values=flags.FLAGS):
 
     if len(argv) != 3:
         raise app.UsageError("give exactly two audio files: ENROLL TEST")
-    model = SpeakerModel.load(flag_values.model, flag_values.calibration,
-                              threshold=flag_values.threshold, vad=flag_values.vad)
+    model = SpeakerModel.load_for_cli(flag_values.model, flag_values.calibration,
+                                      threshold=flag_values.threshold, vad=flag_values.vad)
     return model.verify(argv[1], argv[2])
 
 
@@ -48,8 +50,9 @@ def format_result(result, as_json: bool) -> str:
     return f"score: {result.score:.6f}\nllr: {llr}\ndecision: {decision}"
 
 
-def main(argv):
-    print(format_result(verify_from_flags(argv), flags.FLAGS.json))
+@user_errors
+def main(argv, flag_values=flags.FLAGS):
+    print(format_result(verify_from_flags(argv, flag_values), flag_values.json))
 
 
 if __name__ == "__main__":
