@@ -179,9 +179,12 @@ def read_scores(path) -> tuple[list[tuple[str, str]], np.ndarray]:
     pairs, scores = [], []
     for number, (enroll, test, value) in read_table(path, 3, error=ScoreFileError):
         try:
-            scores.append(float(value))
+            score = float(value)
         except ValueError:
             raise ScoreFileError(f"score {value!r} is not a number", path, number) from None
+        if not np.isfinite(score):  # float() accepts "nan" and "inf"
+            raise ScoreFileError(f"score {value!r} is not a finite number", path, number)
+        scores.append(score)
         pairs.append((enroll, test))
     return pairs, np.asarray(scores)
 
