@@ -3,6 +3,7 @@ model fingerprint, SIGKILL during enroll, and a second concurrent writer."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -173,3 +174,67 @@ def test_second_writer_refused_naming_holder_or_serialized(tmp_path):
     finally:
         holder.wait()
     assert db.load().ids.tolist() == ["a1"]
+
+
+def _enroll_cli(db, model, speaker, files):
+    return [sys.executable, "-m", "tfspk.enroll", f"--db={db}", f"--model={model}",
+            f"--speaker={speaker}", *files]
+
+
+def test_sigkill_during_the_enroll_cli_leaves_old_or_new_state(exported, tmp_path):
+    # `python -m tfspk.enroll` killed at random moments of its run (importing, loading
+    # the model, embedding, committing): each time the db is the state before that
+    # enroll or the state after it, it loads, its lock is free, and a rerun completes.
+    files = {}
+    for k in range(7):
+        files[k] = [str(tmp_path / f"spk{k}_{i}.wav") for i in range(12)]
+        for i, path in enumerate(files[k]):
+            audio.write_wav(path, fx.speech_like(16000, seed=100 * k + i), 16000)
+    db = str(tmp_path / "db")
+    started = time.monotonic()
+    subprocess.run(_enroll_cli(db, exported, "spk0", files[0]), env=ENV, cwd=REPO,
+                   check=True, capture_output=True, timeout=300)
+    duration = time.monotonic() - started  # one uninterrupted run, the model load included
+    expected = {os.path.abspath(p) for p in files[0]}
+    rng = random.Random(13)
+    outcomes = []
+    for k in range(1, 7):
+        process = subprocess.Popen(_enroll_cli(db, exported, f"spk{k}", files[k]), env=ENV,
+                                   cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        # Random moments over the whole run, weighted towards its end, where it commits.
+        time.sleep(duration * rng.uniform(0.5, 1.1))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        state = speaker_db.SpeakerDB(db).load()
+        ids = set(state.ids.tolist())
+        new = expected | {os.path.abspath(p) for p in files[k]}
+        assert ids in (expected, new), (k, len(ids), len(expected))
+        assert len(state.ids) == len(ids)  # no duplicated rows
+        assert np.isfinite(state.embeddings).all()
+        assert set(state.speaker_names()) == {f"spk{j}" for j in range(k + (ids == new))}
+        outcomes.append("new" if ids == new else "old")
+        if ids != new:  # rerun the killed enroll: it completes (the lock was released)
+            subprocess.run(_enroll_cli(db, exported, f"spk{k}", files[k]), env=ENV,
+                           cwd=REPO, check=True, capture_output=True, timeout=300)
+            assert set(speaker_db.SpeakerDB(db).load().ids.tolist()) == new
+        expected = new
+    final = speaker_db.SpeakerDB(db).load()
+    assert len(final.ids) == 7 * 12 and final.speaker_names() == [f"spk{k}" for k in range(7)]
+    # A commit killed half-way may leave a temporary file or the previous generation,
+    # which readers never look at and the next commit removes.
+    others = set(os.listdir(db)) - {"db.json", "db.lock", f"embeddings-{final.generation}.npz"}
+    assert all(n.endswith(".tmp") or re.fullmatch(r"embeddings-\d+\.npz", n)
+               for n in others), others
+    print("kill outcomes:", outcomes)
+
+
+def test_identify_refuses_a_query_of_another_dimension(tmp_path):
+    db = speaker_db.SpeakerDB(tmp_path / "db")
+    db.enroll("alice", ["a1"], np.ones((1, 8)), MODEL)
+    with pytest.raises(speaker_db.ModelMismatchError, match=r"shape \(12,\), the database "
+                                                            r"holds \[8\]"):
+        db.identify(np.ones(12), MODEL)
+    with pytest.raises(ValueError, match="NaN"):
+        db.identify(np.full(8, np.nan), MODEL)
+    assert db.identify(np.ones(8), MODEL)["speaker"] == "alice"

@@ -241,7 +241,14 @@ class SpeakerDB:
         names, means = state.means()
         if not names:
             raise SpeakerDbError(f"{self.directory}: no speakers enrolled")
-        query = _normalised(np.asarray(embedding, np.float64)[None])[0]
+        query = np.asarray(embedding, np.float64)
+        if query.shape != (means.shape[1],):
+            raise ModelMismatchError(f"{self.directory}: query embedding of shape "
+                                     f"{query.shape}, the database holds [{means.shape[1]}] "
+                                     "embeddings")
+        if not np.isfinite(query).all():
+            raise ValueError("query embedding contains NaN or Inf")
+        query = _normalised(query[None])[0]
         scores = _normalised(means.astype(np.float64)) @ query
         order = np.argsort(-scores, kind="stable")[:max(1, top_k)]
         ranked = [{"speaker": names[i], "score": float(scores[i])} for i in order]
