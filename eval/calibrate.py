@@ -39,16 +39,22 @@ def labelled_scores(scores_path, trials_path) -> tuple[np.ndarray, np.ndarray]:
 def calibrate(scores_path, trials_path, output, *, prior: float = 0.5,
               fars: Sequence[float] = (0.01,),
               p_targets: Sequence[float] = calibration.DEFAULT_P_TARGETS,
-              model: Optional[str] = None) -> calibration.Calibration:
-    """Fits, writes `output` (and `<model>/calibration.json`), returns the calibration."""
+              model: Optional[str] = None,
+              default_threshold: Optional[str] = None) -> calibration.Calibration:
+    """Fits, writes `output` (and `<model>/calibration.json`), returns the calibration.
+
+    `default_threshold` names the operating point the model decides at (e.g.
+    `far_0.01`; default: the Bayes point of the first of `p_targets`).
+    """
+    if model and not pathlib.Path(model).is_dir():  # before the fit, not after it
+        raise ValueError(f"--model {model}: not a folder")
     scores, labels = labelled_scores(scores_path, trials_path)
     cal = calibration.fit_calibration(
         scores, labels, prior, p_targets=p_targets, fars=fars,
+        default_threshold=default_threshold,
         metadata={"scores": str(scores_path), "trials": str(trials_path)})
     cal.save(output)
     if model:
-        if not pathlib.Path(model).is_dir():
-            raise ValueError(f"--model {model}: not a folder")
         cal.save(pathlib.Path(model) / calibration.FILE_NAME)
     return cal
 
@@ -68,6 +74,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       **define)
     flags.DEFINE_string("model", None, "Export folder: also write calibration.json there.",
                         **define)
+    flags.DEFINE_string("default_threshold", None, "Operating point the model decides at "
+                        "(bayes_p<p> or far_<f> of the stored ones); default: "
+                        "bayes_p<first --p_targets>.", **define)
     flags.mark_flags_as_required(["scores", "trials"], **define)
     flags.register_validator("prior", lambda p: 0.0 < p < 1.0,
                              message="--prior must be in (0, 1)", **define)
@@ -81,7 +90,8 @@ def run(flag_values: flags.FlagValues = FLAGS) -> calibration.Calibration:
         raise app.UsageError(f"--far / --p_targets: {error}") from None
     cal = calibrate(flag_values.scores, flag_values.trials, flag_values.output,
                     prior=flag_values.prior, fars=fars, p_targets=p_targets,
-                    model=flag_values.model)
+                    model=flag_values.model,
+                    default_threshold=flag_values.default_threshold)
     print(f"llr = {cal.scale:.6g} * score + {cal.offset:.6g}  (Cllr {cal.metadata['cllr']:.4f}, "
           f"min-Cllr {cal.metadata['min_cllr']:.4f} on the calibration set)")
     for name, value in cal.thresholds.items():
