@@ -13,7 +13,6 @@ from typing import Any
 
 SPEC_FILENAME = "model_spec.json"
 
-ARCHITECTURES = ("paper_cnn", "frame_level_cnn", "xvector")
 HEADS = ("softmax", "am_softmax", "aam_softmax")
 
 
@@ -71,8 +70,9 @@ class ModelSpec:
             self.features = FeatureSpec(**self.features)
         self.conv_filters = tuple(int(c) for c in self.conv_filters)
         self.fc_units = tuple(int(c) for c in self.fc_units)
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        from tfspk.models import registry
+
+        registry.get(self.architecture)  # UnknownArchitectureError lists the known names
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
 
@@ -101,22 +101,11 @@ class ModelSpec:
 
 
 def build_embedding_model(spec: ModelSpec):
-    """The embedding network (features + lengths in, {"fc1", "fc2"} out) for `spec`."""
-    from tfspk import models
+    """The embedding network (features + lengths in, {"fc1", "fc2"} out) for `spec`:
+    the builder registered as `spec.architecture` (`tfspk.models.registry`)."""
+    from tfspk.models import registry
 
-    num_features = spec.features.num_ceps
-    if spec.architecture == "paper_cnn":
-        return models.build_paper_cnn(
-            num_features=num_features, conv_filters=spec.conv_filters,
-            fc_units=spec.fc_units, variant=spec.variant, pooling=spec.pooling,
-            batch_norm=spec.batch_norm)
-    if spec.architecture == "frame_level_cnn":
-        return models.build_frame_level_cnn(
-            num_features=num_features, conv_filters=spec.conv_filters,
-            fc_units=spec.fc_units, batch_norm=spec.batch_norm)
-    return models.build_xvector(
-        num_features=num_features, frame_filters=spec.conv_filters,
-        segment_units=spec.fc_units)
+    return registry.get(spec.architecture)(spec)
 
 
 def build_classifier_model(spec: ModelSpec):

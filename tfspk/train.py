@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from tfspk import model_spec as spec_lib
+from tfspk.models import registry
 from tfspk.shards.cli import user_errors
 from tfspk.training import optim, strategies, trainer
 
@@ -33,7 +34,7 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string("validation_data", "", "Glob of validation shards (utterances named in the trials).", **fv)
     flags.DEFINE_string("validation_trials", "", "VoxCeleb- or Kaldi-format trial list for validation EER.", **fv)
     # Model
-    flags.DEFINE_enum("architecture", "paper_cnn", list(spec_lib.ARCHITECTURES), "Network.", **fv)
+    flags.DEFINE_enum("architecture", "paper_cnn", list(registry.names()), "Network.", **fv)
     flags.DEFINE_enum("variant", "linear_fc1", ["linear_fc1", "relu_all"], "Paper CNN variant (Tables 2/4 vs Table 1).", **fv)
     flags.DEFINE_enum("pooling", "stats", ["stats", "attentive"], "Utterance pooling of paper_cnn.", **fv)
     flags.DEFINE_list("conv_filters", ["1000", "1000", "1000", "1500"], "Widths of the frame-level layers.", **fv)

@@ -21,6 +21,7 @@ from keras import Model
 
 from tfspk.models.blocks import (check_same_length, conv_block, dense_block,
                                  model_inputs, pooling_layer)
+from tfspk.models.registry import register
 
 PAPER_CONV_FILTERS = (1000, 1000, 1000, 1500)
 PAPER_KERNEL_SIZES = (5, 7, 1, 1)
@@ -101,3 +102,20 @@ def build_frame_level_cnn(num_features=40, conv_filters=PAPER_CONV_FILTERS,
     fc1 = dense_block(pooled, fc_units[0], name="fc1")
     fc2 = dense_block(fc1, fc_units[1], name="fc2")
     return Model(inputs, {"fc1": fc1, "fc2": fc2}, name=name)
+
+
+@register("paper_cnn")
+def paper_cnn_from_spec(spec):
+    """`build_paper_cnn` with a `tfspk.model_spec.ModelSpec`'s settings."""
+    return build_paper_cnn(num_features=spec.features.num_ceps,
+                           conv_filters=spec.conv_filters, fc_units=spec.fc_units,
+                           variant=spec.variant, pooling=spec.pooling,
+                           batch_norm=spec.batch_norm)
+
+
+@register("frame_level_cnn")
+def frame_level_cnn_from_spec(spec):
+    """`build_frame_level_cnn` with a `tfspk.model_spec.ModelSpec`'s settings."""
+    return build_frame_level_cnn(num_features=spec.features.num_ceps,
+                                 conv_filters=spec.conv_filters, fc_units=spec.fc_units,
+                                 batch_norm=spec.batch_norm)

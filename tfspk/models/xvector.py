@@ -16,6 +16,7 @@ from keras import Model
 
 from tfspk.models.blocks import (check_same_length, conv_block, dense_block,
                                  model_inputs, pooling_layer)
+from tfspk.models.registry import register
 
 XVECTOR_CONTEXTS = ((-2, -1, 0, 1, 2), (-2, 0, 2), (-3, 0, 3), (0,), (0,))
 XVECTOR_FRAME_FILTERS = (512, 512, 512, 512, 1500)
@@ -66,3 +67,11 @@ def build_xvector(num_features=30, frame_filters=XVECTOR_FRAME_FILTERS,
     segment7 = dense_block(segment6, segment_units[1], name="fc2",
                            activation="relu", batch_norm=batch_norm)
     return Model(inputs, {"fc1": segment6, "fc2": segment7}, name=name)
+
+
+@register("xvector")
+def xvector_from_spec(spec):
+    """`build_xvector` with a `tfspk.model_spec.ModelSpec`'s settings (conv_filters are
+    the frame layers, fc_units segment6/segment7)."""
+    return build_xvector(num_features=spec.features.num_ceps,
+                         frame_filters=spec.conv_filters, segment_units=spec.fc_units)
