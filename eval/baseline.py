@@ -44,17 +44,17 @@ def define_flags(flag_values=flags.FLAGS):
     define_corpus_flags(flag_values)
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from eval import embeddings as embeddings_io
     from eval.extract import read_corpus
+    from tfspk.scoring import embeddings as embeddings_io
 
-    FLAGS = flags.FLAGS
+    values = flag_values
     ids, speakers, matrix = baseline_embeddings(
-        read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate), FLAGS.sample_rate)
-    embeddings_io.save_embeddings(FLAGS.output, ids, matrix, speakers)
-    print(f"wrote {len(ids)} baseline embeddings to {FLAGS.output}")
+        read_corpus(values.input_format, values.input, values.sample_rate), values.sample_rate)
+    embeddings_io.save_embeddings(values.output, ids, matrix, speakers)
+    print(f"wrote {len(ids)} baseline embeddings to {values.output}")
 
 
 if __name__ == "__main__":

@@ -93,22 +93,22 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
                             example["utt_id"], shard)
                         continue
                     yield LoadedUtterance(example["utt_id"], example["speaker"],
-                                          example["pcm16"].astype(np.float32) / 32768.0,
-                                          shard)
+                                          audio.int16_to_float(example["pcm16"]), shard)
             except tf.errors.OpError as error:
                 message = " ".join(str(error.message).split())
                 raise ValueError(f"{shard}: unreadable shard ({message})") from None
         return
-    from tfspk.corpora import kaldi, manifest, timit, voxceleb
+    from tfspk.corpora import manifest
+    from tfspk.shards import build
 
-    readers = {"voxceleb": voxceleb.read_voxceleb, "kaldi": kaldi.read_data_dir,
-               "timit": timit.read_timit, "manifest": manifest.read_manifest}
-    if input_format not in readers:
+    if input_format not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {input_format!r}; one of {INPUT_FORMATS}")
-    if input_format == "manifest" and rejects is not None:
-        corpus = manifest.read_manifest(path, check_exists=False)  # missing -> reject
+    if input_format == "manifest" and rejects is None:
+        corpus = manifest.read_manifest(path)  # a missing file is an error up front
     else:
-        corpus = readers[input_format](path)
+        # The shard build's reader (Kaldi segments in samples at `sample_rate`); a missing
+        # manifest file becomes a reject.
+        corpus = build.read_corpus(input_format, path, sample_rate)
     for utt in corpus:
         try:
             waveform, _ = audio.load_audio(utt.path, sample_rate, start=utt.start,

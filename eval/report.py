@@ -27,9 +27,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from absl import app, flags
 
-from eval.score import ScoreFileError, calibrated_metrics, read_scores
 from tfspk import calibration as calibration_lib
 from tfspk import metrics
+from tfspk.scoring.score import ScoreFileError, calibrated_metrics, read_scores
 from tfspk.trials import read_trials
 
 COLUMNS = ("System", "Backend", "EER (%)", "minDCF (p=0.01)", "minDCF (p=0.001)")
@@ -238,10 +238,10 @@ def run(flag_values: flags.FlagValues = FLAGS) -> list[RunResult]:
     return results
 
 
-def main(argv):
+def main(argv, flag_values: flags.FlagValues = FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(FLAGS)
+    run(flag_values)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import os
 
 from absl import app, flags
 
-from probes import data
-from probes.frames import FrameEmbedder
+from tfspk.probes import data
+from tfspk.probes.frames import FrameEmbedder
 
 FLAGS = flags.FLAGS
 
@@ -42,29 +42,35 @@ def define_common_flags(flag_values=FLAGS) -> None:
                 flag_values)
 
 
-def check_required(*names: str) -> None:
-    missing = [f"--{name}" for name in names if getattr(FLAGS, name) in (None, "")]
+def check_required(flag_values, *names: str) -> None:
+    missing = [f"--{name}" for name in names if flag_values[name].value in (None, "")]
     if missing:
         raise app.UsageError(f"missing required flags: {', '.join(missing)}")
 
 
-def check_common(argv) -> None:
+def check_common(argv, flag_values=FLAGS) -> None:
     """Usage checks every probe CLI shares."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    check_required("timit_dir", "output_dir")
-    if not FLAGS.saved_model and not FLAGS.model_dir:
+    check_required(flag_values, "timit_dir", "output_dir")
+    if not flag_values.saved_model and not flag_values.model_dir:
         raise app.UsageError("give --saved_model or --model_dir")
-    if not os.path.isdir(FLAGS.timit_dir):
-        raise app.UsageError(f"--timit_dir={FLAGS.timit_dir}: not a directory")
+    if not os.path.isdir(flag_values.timit_dir):
+        raise app.UsageError(f"--timit_dir={flag_values.timit_dir}: not a directory")
 
 
-def embedder_from_flags() -> FrameEmbedder:
-    if FLAGS.saved_model:
-        return FrameEmbedder.from_saved_model(FLAGS.saved_model, layers=FLAGS.layers)
-    return FrameEmbedder.from_checkpoint(FLAGS.model_dir, FLAGS.checkpoint, layers=FLAGS.layers)
+def embedder_from_flags(flag_values=FLAGS) -> FrameEmbedder:
+    values = flag_values
+    if values.saved_model:
+        return FrameEmbedder.from_saved_model(values.saved_model, layers=values.layers)
+    return FrameEmbedder.from_checkpoint(values.model_dir, values.checkpoint,
+                                         layers=values.layers)
 
 
-def split_from_flags(split: str):
-    return data.load_split(FLAGS.timit_dir, split, FLAGS.max_speakers,
-                           FLAGS.max_utterances_per_speaker)
+def split_from_flags(split: str, flag_values=FLAGS, max_speakers: int | None = None):
+    """The TIMIT `split` the flags select; `max_speakers` overrides --max_speakers."""
+    values = flag_values
+    if max_speakers is None:
+        max_speakers = values.max_speakers
+    return data.load_split(values.timit_dir, split, max_speakers,
+                           values.max_utterances_per_speaker)

@@ -5,107 +5,35 @@
 matrices from the SavedModel (or from `--model_dir` + `--checkpoint` without one), and, when
 `--model_dir` is given, the same over every checkpoint of the run. `OUT/report.md` links
 every figure and table with one line each; `OUT/results.json` holds per-layer broad-class
-accuracy and PER and the critical-phone summary.
+accuracy and PER and the critical-phone summary. The library: `tfspk.probes.run`.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Sequence
 
 from absl import app, flags
 
 from probes import (broad_class, cli, critical_phones, over_training, phone_recognition,
                     similarity_matrix, tsne)
-from probes.frames import FrameEmbedder
-from probes.report import REPORT_FILENAME, Artifact, update_report, write_json
-
-PROBE = "run"
-#: --quick: a few speakers, a small recognizer on the first and last layers only.
-QUICK_MAX_SPEAKERS = 8
-QUICK_RECOGNIZER = phone_recognition.RecognizerConfig(units=32, epochs=3)
-QUICK_TSNE_SEGMENTS = 500
-
-
-@dataclasses.dataclass
-class RunOptions:
-    recognizer: phone_recognition.RecognizerConfig = dataclasses.field(
-        default_factory=phone_recognition.RecognizerConfig)
-    per_layers: Optional[Sequence[str]] = None       # default: every layer
-    tsne_max_segments: int = 2000
-    critical_layer: Optional[str] = None
-    critical_min_utterances: int = 10
-    critical_exclude: Sequence[str] = critical_phones.DEFAULT_EXCLUDE
-    seed: int = 0
-
-
-def run_all(embedder: FrameEmbedder, train, test, output_dir: str,
-            model_dir: Optional[str] = None, options: Optional[RunOptions] = None,
-            progress: bool = True) -> dict:
-    """All probes; returns the results.json content and writes report.md beside it."""
-    options = options or RunOptions()
-    os.makedirs(output_dir, exist_ok=True)
-    report = os.path.join(output_dir, REPORT_FILENAME)
-    if os.path.exists(report):
-        os.remove(report)   # a fresh index: no lines left from an older run
-    artifacts: list[Artifact] = []
-
-    accuracy, written = broad_class.run(embedder, train, test, output_dir, progress)
-    artifacts += written
-
-    per_results = phone_recognition.phone_error_rates(
-        embedder, train, test, options.per_layers, options.recognizer, progress)
-    artifacts += phone_recognition.write_outputs(per_results, options.recognizer, output_dir)
-
-    coordinates, classes = tsne.segment_tsne(embedder, test,
-                                             max_segments=options.tsne_max_segments,
-                                             seed=options.seed, progress=progress)
-    artifacts += tsne.write_outputs(coordinates, classes, output_dir)
-
-    critical_summary, written = critical_phones.run(
-        embedder, test, train, output_dir, options.critical_layer,
-        options.critical_min_utterances, options.critical_exclude, progress)
-    artifacts += written
-
-    similarity, written = similarity_matrix.run(embedder, test, output_dir)
-    artifacts += written
-
-    results = {
-        "model": embedder.name,
-        "layers": list(embedder.layers),
-        "num_utterances": {"TRAIN": len(train), "TEST": len(test)},
-        "broad_class_accuracy": accuracy.accuracies(),
-        "phone_error_rate": {layer: r.per for layer, r in per_results.items()},
-        "critical_phones": critical_summary,
-        "similarity": similarity,
-    }
-    if model_dir:
-        rows = over_training.probe_checkpoints(
-            model_dir, train, test, list(embedder.layers),
-            [embedder.layers[-1]], options.recognizer, progress)
-        artifacts += over_training.write_outputs(rows, output_dir)
-        results["over_training"] = rows
-
-    path = write_json(os.path.join(output_dir, "results.json"), results)
-    artifacts.append(Artifact(PROBE, path, "per-layer broad-class accuracy and PER, "
-                              "critical-phone and similarity summaries"))
-    update_report(output_dir, artifacts)
-    return results
-
-
-def options_from_flags() -> RunOptions:
-    config = phone_recognition.config_from_flags()
-    per_layers, tsne_segments = FLAGS.per_layers, FLAGS.tsne_max_segments
-    if FLAGS.quick:
-        config = dataclasses.replace(QUICK_RECOGNIZER, loss=config.loss, seed=FLAGS.seed)
-        tsne_segments = min(tsne_segments, QUICK_TSNE_SEGMENTS)
-    return RunOptions(recognizer=config, per_layers=per_layers,
-                      tsne_max_segments=tsne_segments, critical_layer=FLAGS.critical_layer,
-                      critical_min_utterances=FLAGS.critical_min_utterances,
-                      critical_exclude=FLAGS.critical_exclude, seed=FLAGS.seed)
-
+from tfspk.probes.report import REPORT_FILENAME
+from tfspk.probes.run import (PROBE, QUICK_MAX_SPEAKERS,  # noqa: F401 - old names
+                              QUICK_RECOGNIZER, QUICK_TSNE_SEGMENTS, RunOptions, run_all)
 
 FLAGS = flags.FLAGS
+
+
+def options_from_flags(flag_values=FLAGS) -> RunOptions:
+    values = flag_values
+    config = phone_recognition.config_from_flags(values)
+    per_layers, tsne_segments = values.per_layers, values.tsne_max_segments
+    if values.quick:
+        config = dataclasses.replace(QUICK_RECOGNIZER, loss=config.loss, seed=values.seed)
+        tsne_segments = min(tsne_segments, QUICK_TSNE_SEGMENTS)
+    return RunOptions(recognizer=config, per_layers=per_layers,
+                      tsne_max_segments=tsne_segments, critical_layer=values.critical_layer,
+                      critical_min_utterances=values.critical_min_utterances,
+                      critical_exclude=values.critical_exclude, seed=values.seed)
 
 
 def define_flags(flag_values=FLAGS) -> None:
@@ -119,17 +47,21 @@ def define_flags(flag_values=FLAGS) -> None:
                     "the first and last layers.", flag_values)
 
 
-def main(argv):
-    cli.check_common(argv)
-    if FLAGS.quick and FLAGS.max_speakers is None:
-        FLAGS.max_speakers = QUICK_MAX_SPEAKERS
-    embedder = cli.embedder_from_flags()
-    options = options_from_flags()
-    if FLAGS.quick and options.per_layers is None:
+def main(argv, flag_values=FLAGS):
+    values = flag_values
+    cli.check_common(argv, values)
+    # --quick caps the speakers without writing to the flags.
+    max_speakers = values.max_speakers
+    if values.quick and max_speakers is None:
+        max_speakers = QUICK_MAX_SPEAKERS
+    embedder = cli.embedder_from_flags(values)
+    options = options_from_flags(values)
+    if values.quick and options.per_layers is None:
         options.per_layers = list(dict.fromkeys([embedder.layers[0], embedder.layers[-1]]))
-    results = run_all(embedder, cli.split_from_flags("TRAIN"), cli.split_from_flags("TEST"),
-                      FLAGS.output_dir, FLAGS.model_dir, options)
-    print(os.path.join(FLAGS.output_dir, REPORT_FILENAME))
+    results = run_all(embedder, cli.split_from_flags("TRAIN", values, max_speakers),
+                      cli.split_from_flags("TEST", values, max_speakers),
+                      values.output_dir, values.model_dir, options)
+    print(os.path.join(values.output_dir, REPORT_FILENAME))
     for layer in results["layers"]:
         per = results["phone_error_rate"].get(layer)
         print(f"{layer:>8}: broad-class accuracy {results['broad_class_accuracy'][layer]:.3f}"

@@ -141,6 +141,22 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 _resample = resample
 
 
+#: int16 PCM `k` is the float sample `k / INT16_SCALE` (soundfile's and Kaldi's scaling).
+INT16_SCALE = 32768.0
+
+
+def int16_to_float(pcm) -> np.ndarray:
+    """int16 PCM -> float32 in [-1, 1): `k / 32768`, exactly as soundfile reads 16-bit files."""
+    return np.asarray(pcm).astype(np.float32) / np.float32(INT16_SCALE)
+
+
+def float_to_int16(samples) -> np.ndarray:
+    """float in [-1, 1] -> int16: `round(x * 32768)` clipped to the int16 range, the exact
+    inverse of `int16_to_float`, so 16-bit audio round-trips bit for bit."""
+    scaled = np.round(np.asarray(samples, np.float64) * INT16_SCALE)
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
 def write_wav(path: os.PathLike | str, samples: np.ndarray, rate: int) -> None:
     """Writes a 16-bit PCM WAV file.
 
@@ -155,7 +171,7 @@ def write_wav(path: os.PathLike | str, samples: np.ndarray, rate: int) -> None:
         samples = samples.astype(np.float64)
         if not np.all(np.isfinite(samples)):
             raise AudioError("cannot write NaN or Inf samples", path, "non_finite")
-        samples = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+        samples = float_to_int16(samples)
     try:
         soundfile.write(path, samples, int(rate), subtype="PCM_16", format="WAV")
     except (soundfile.SoundFileError, RuntimeError, OSError) as error:

@@ -38,44 +38,31 @@ import numpy as np
 import tensorflow as tf
 
 from tfspk import features as features_lib
-from tfspk import schema
+from tfspk import paths, schema
 from tfspk.augment import (AugmentationConfig, AugmentationSources, augment_waveforms,
-                           draw_plan, list_files, mask_features, random_crop,
-                           resample_to_length, speed_label)
+                           draw_plan, mask_features, random_crop, resample_to_length,
+                           speed_label)
 from tfspk.augment.plan import BABBLE, MUSIC, NOISE
 from tfspk.augment.speed import perturbed_length
+from tfspk.frontend import framing
+from tfspk.frontend import layers as frontend_layers
 
 _SOURCE_PLAN_KEYS = ("reverb", "additive", "snr_db", "babble_snr_db", "num_babble")
 _MASK_PLAN_KEYS = ("time_mask_start", "time_mask_width", "freq_mask_start", "freq_mask_width")
-CMN_MODES = {True: "utterance", False: "none"}
 
 
 def samples_for_frames(num_frames: int, feature_options: Mapping[str, Any] | None = None,
                        sample_rate: int = 16000) -> int:
     """The fewest samples that give exactly `num_frames` feature frames."""
     options = features_lib.resolve_options("mfcc", sample_rate, **dict(feature_options or {}))
-    framing = dict(frame_length_ms=options["frame_length_ms"],
-                   frame_shift_ms=options["frame_shift_ms"],
-                   snip_edges=options["snip_edges"], sample_rate=sample_rate)
-    window = int(round(sample_rate * options["frame_length_ms"] / 1000.0))
-    shift = int(round(sample_rate * options["frame_shift_ms"] / 1000.0))
-    if options["snip_edges"]:
-        samples = window + (num_frames - 1) * shift
-    else:
-        samples = num_frames * shift - shift // 2
-    if features_lib.num_frames(samples, **framing) != num_frames or (
-            features_lib.num_frames(samples - 1, **framing) == num_frames):
-        raise AssertionError(f"framing arithmetic disagrees with features.num_frames "
-                             f"for {num_frames} frames")
-    return samples
+    return framing.FrameGrid.from_options(sample_rate, **options).samples_for_frames(
+        num_frames)
 
 
 def make_frontend(feature_options: Mapping[str, Any] | None = None, cmn: bool | str = True,
                   sample_rate: int = 16000) -> features_lib.MfccFeatures:
     """The MFCC layer (paper defaults when `feature_options` is None) with CMN."""
-    mode = CMN_MODES[cmn] if isinstance(cmn, bool) else cmn
-    return features_lib.MfccFeatures(sample_rate=sample_rate, cmn=mode,
-                                     **dict(feature_options or {}))
+    return frontend_layers.build_mfcc_frontend(sample_rate, cmn, feature_options)
 
 
 def device_augment_and_features(inputs: Mapping[str, Any], frontend) -> dict[str, tf.Tensor]:
@@ -95,10 +82,10 @@ def device_augment_and_features(inputs: Mapping[str, Any], frontend) -> dict[str
     sources = inputs.get("sources")
     if sources:
         waveform = augment_waveforms(waveform, plan, sources)
-    features, frame_lengths = frontend(waveform, tf.cast(inputs["lengths"], tf.int32))
+    network_inputs = frontend_layers.network_inputs(frontend, waveform, inputs["lengths"])
     if "time_mask_start" in plan:
-        features = mask_features(features, plan)
-    return {"features": features, "lengths": tf.cast(frame_lengths, tf.int32)}
+        network_inputs["features"] = mask_features(network_inputs["features"], plan)
+    return network_inputs
 
 
 def _pipeline_seed(seed: int, pipeline_id: int) -> int:
@@ -148,7 +135,8 @@ def _shard_files_checked(file_pattern, require_examples: bool) -> list[str]:
     an endlessly repeated empty dataset would make the first batch wait forever."""
     from tfspk.shards.verify import SHARD_NAME_RE
 
-    files = list_files(file_pattern, "TFRecord shards")
+    # Not the augmentation sources' helper: a bad shard glob is a shard error.
+    files = paths.list_files(file_pattern, "TFRecord shards", error=ShardFilesError)
     wrong = [f for f in files if not SHARD_NAME_RE.search(f)]
     if wrong:
         raise ShardFilesError(f"{file_pattern}: matches files that are not TFRecord shards: "

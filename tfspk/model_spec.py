@@ -41,11 +41,24 @@ class FeatureSpec:
             "snip_edges": self.snip_edges,
         }
 
+    def grid(self):
+        """The MFCC frame grid (`tfspk.frontend.framing.FrameGrid`) of this front end."""
+        from tfspk.frontend import framing
+
+        return framing.FrameGrid(self.sample_rate, self.frame_length_ms,
+                                 self.frame_shift_ms, self.snip_edges)
+
     def samples_for_frames(self, num_frames: int) -> int:
-        """Samples that yield exactly `num_frames` frames with snip_edges=True."""
-        window = int(round(self.sample_rate * self.frame_length_ms / 1000.0))
-        shift = int(round(self.sample_rate * self.frame_shift_ms / 1000.0))
-        return window + (num_frames - 1) * shift
+        """The fewest samples that yield exactly `num_frames` frames."""
+        return self.grid().samples_for_frames(num_frames)
+
+    def build(self):
+        """The Keras front-end layer `(waveform, lengths) -> (features, frame_lengths)`
+        with these options: the one builder export, training, validation and the
+        probes use."""
+        from tfspk.frontend import layers
+
+        return layers.build_mfcc_frontend(self.sample_rate, self.cmn, self.mfcc_options())
 
 
 @dataclasses.dataclass
@@ -123,9 +136,5 @@ def build_classifier_model(spec: ModelSpec):
 
 
 def build_frontend(spec: ModelSpec):
-    """The Keras MFCC layer with the training options (waveform, lengths) -> features."""
-    from tfspk import features
-
-    return features.MfccFeatures(
-        sample_rate=spec.features.sample_rate, cmn=spec.features.cmn,
-        **spec.features.mfcc_options())
+    """`spec.features.build()`: the front end a trained system was trained with."""
+    return spec.features.build()

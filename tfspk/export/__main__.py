@@ -1,0 +1,8 @@
+"""`python -m tfspk.export --model_dir=RUN --export_dir=BASE/NAME` (see `tfspk.export`)."""
+from absl import app
+
+from tfspk.export.cli import define_flags, main
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,75 @@
+"""Outputs shared by the probes: figure saving and the `report.md` index.
+
+Every probe returns the files it wrote as `Artifact`s; `update_report` keeps one line per
+file in `<output_dir>/report.md`, replacing the line of a file written again, so probes can
+be run one by one or all together by `probes.run`.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import re
+from typing import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+REPORT_FILENAME = "report.md"
+REPORT_TITLE = "# Frame-level probes"
+_LINE = re.compile(r"^- \*\*(?P<probe>[^*]+)\*\* \[(?P<name>[^\]]+)\]\((?P<path>[^)]+)\): ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """A file a probe wrote and the one line that says what it shows."""
+
+    probe: str
+    path: str
+    description: str
+
+
+def save_figure(figure, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_json(path: str, value) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    return path
+
+
+def update_report(output_dir: str, artifacts: Sequence[Artifact]) -> str:
+    """Adds one line per artifact to `report.md`, replacing older lines for the same file."""
+    path = os.path.join(output_dir, REPORT_FILENAME)
+    entries: dict[str, str] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                match = _LINE.match(line)
+                if match:
+                    entries[match["path"]] = line.rstrip("\n")
+    for artifact in artifacts:
+        relative = os.path.relpath(artifact.path, output_dir)
+        entries[relative] = (f"- **{artifact.probe}** [{os.path.basename(relative)}]"
+                             f"({relative}): {artifact.description}")
+    os.makedirs(output_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(REPORT_TITLE + "\n\n" + "\n".join(entries.values()) + "\n")
+    return path
