@@ -714,3 +714,24 @@ def test_every_extra_named_by_tfspk_extras_exists_in_setup_py():
         assert extra in declared, (module, extra)
         packages = [p.split("=")[0].split(">")[0].split("[")[0] for p in declared[extra]]
         assert distribution in packages, (module, distribution, declared[extra])
+
+
+@pytest.mark.parametrize("module,extra,call", [
+    ("onnxruntime", "onnx", "onnx_session"),
+    ("ai_edge_litert", "tflite", "tflite_interpreter"),
+    ("tf2onnx", "onnx", "onnx_conversion"),
+])
+def test_converted_models_without_their_extra_say_how_to_install_it(monkeypatch, module,
+                                                                    extra, call):
+    from tfspk import convert, extras
+    monkeypatch.setitem(sys.modules, module, None)
+    if module == "ai_edge_litert":
+        monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    metadata = {"format": "onnx" if extra == "onnx" else "tflite",
+                "geometry": {"min_samples": 400, "sample_rate": 16000},
+                "inputs": {"waveform": {"shape": [None, None]}}}
+    with pytest.raises(extras.MissingExtraError, match=rf"pip install 'tfspk\[{extra}\]'"):
+        if call == "onnx_conversion":
+            convert.to_onnx_model(None)
+        else:
+            convert.ConvertedModel("model.bin", metadata)

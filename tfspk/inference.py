@@ -33,6 +33,10 @@ class ModelLoadError(ValueError):
     """An export that cannot be used: missing, not a tfspk SavedModel, unreadable."""
 
 
+class ExportNotFoundError(ModelLoadError, FileNotFoundError):
+    """No SavedModel at the path (also a FileNotFoundError, as callers may expect)."""
+
+
 class ClipTooShortError(audio_lib.AudioError):
     """A clip (after optional VAD) is shorter than the model's minimum."""
 
@@ -64,12 +68,12 @@ def resolve_export(export_dir: os.PathLike | str) -> str:
     if os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         return export_dir
     if not os.path.isdir(export_dir):
-        raise ModelLoadError(f"{export_dir}: no such export directory")
+        raise ExportNotFoundError(f"{export_dir}: no such export directory")
     versions = sorted((int(name) for name in os.listdir(export_dir)
                        if re.fullmatch(r"\d+", name)
                        and os.path.isfile(os.path.join(export_dir, name, "saved_model.pb"))))
     if not versions:
-        raise ModelLoadError(f"{export_dir}: neither a SavedModel (no saved_model.pb) nor "
+        raise ExportNotFoundError(f"{export_dir}: neither a SavedModel (no saved_model.pb) nor "
                                 "a base directory with numeric versions holding one")
     return os.path.join(export_dir, str(versions[-1]))
 
@@ -140,7 +144,7 @@ class SpeakerModel:
         version_dir = resolve_export(base)
         geometry_path = os.path.join(version_dir, GEOMETRY_PATH)
         if not os.path.isfile(geometry_path):
-            raise ModelLoadError(f"{geometry_path}: missing; is {version_dir} a tfspk export?")
+            raise ExportNotFoundError(f"{geometry_path}: missing; is {version_dir} a tfspk export?")
         try:
             with open(geometry_path, encoding="utf-8") as stream:
                 geometry = json.load(stream)
@@ -169,7 +173,7 @@ class SpeakerModel:
         try:
             return cls.load(model_flag, calibration_flag, **kwargs)
         except ModelLoadError as error:
-            raise ModelLoadError(f"--model={model_flag}: {error}") from None
+            raise type(error)(f"--model={model_flag}: {error}") from None
         except (CalibrationError, OSError) as error:
             flag = (f"--calibration={calibration_flag}" if calibration_flag else
                     f"--model={model_flag} (its {CALIBRATION_FILENAME})")
