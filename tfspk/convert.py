@@ -539,8 +539,10 @@ def _nan_safe_selects(g, ops):
 
 def to_onnx_model(graph: ServingGraph, opset: int = DEFAULT_OPSET):
     """(onnx.ModelProto, rewrites) of the serving graph, dynamic batch and time."""
-    import onnx
-    import tf2onnx
+    from tfspk import extras
+
+    onnx = extras.require("onnx", "onnx", "ONNX conversion")
+    tf2onnx = extras.require("tf2onnx", "onnx", "ONNX conversion")
 
     graph_def, rewrites = rewrite_for_conversion(graph.graph_def, "onnx")
     names = ["waveform", "lengths"]
@@ -595,15 +597,19 @@ class ConvertedModel:
         self.batch_size = metadata["inputs"]["waveform"]["shape"][0]
         self.num_samples = metadata["inputs"]["waveform"]["shape"][1]
         if self.format == "onnx":
-            import onnxruntime
+            from tfspk import extras
 
+            onnxruntime = extras.require("onnxruntime", "onnx", "running an ONNX model")
             options = onnxruntime.SessionOptions()
             if num_threads:
                 options.intra_op_num_threads = num_threads
             self._session = onnxruntime.InferenceSession(
                 path, options, providers=["CPUExecutionProvider"])
         elif self.format == "tflite":
-            from ai_edge_litert import interpreter
+            from tfspk import extras
+
+            interpreter = extras.require("ai_edge_litert.interpreter", "tflite",
+                                         "running a TFLite model")
 
             self._interpreter = interpreter.Interpreter(model_path=path,
                                                         num_threads=num_threads)
