@@ -1,7 +1,7 @@
 """The i-vector system (Kaldi's anchor for Table 4): UBM, T matrix, extraction.
 
     python -m eval.ivector --stage=train_ubm --input_format=voxceleb --input=$TRAIN \
-        --ubm=exp/ubm.npz --output=unused.npz --num_components=512
+        --ubm=exp/ubm.npz --num_components=512
     python -m eval.ivector --stage=train_tv ... --ubm=exp/ubm.npz --tv=exp/tv.npz
     python -m eval.ivector --stage=extract ... --ubm=exp/ubm.npz --tv=exp/tv.npz \
         --output=test.npz
@@ -12,6 +12,11 @@ delta-deltas (Kaldi add-deltas, window 2; `--deltas=false` to skip) -> 60 dims,
 per-utterance CMN (`apply_cmn`), voiced frames only. The extract stage writes the
 `eval.embeddings` npz (ids, embeddings, speakers) that eval.score reads. Models are npz
 with a JSON sidecar.
+
+Train the UBM and T on data disjoint from the utterances you test: the i-vectors of T's
+own training utterances are whitened as a set, and a backend fitted on some of them is
+biased against the rest (worse than chance on LibriSpeech halves; see
+`tfspk.ivector.total_variability.MIN_UTTERANCES_PER_DIM`).
 """
 from __future__ import annotations
 
@@ -68,10 +73,17 @@ def corpus_frames(utterances, sample_rate=16000, progress=True, **options):
 
 
 def define_flags(flag_values=flags.FLAGS):
-    from eval.extract import define_corpus_flags
+    from eval.extract import INPUT_FORMATS
 
-    define_corpus_flags(flag_values)
     define = dict(flag_values=flag_values)
+    # The corpus flags of eval.extract, but --output is needed by the extract stage only.
+    flags.DEFINE_enum("input_format", None, list(INPUT_FORMATS), "Corpus format.", **define)
+    flags.DEFINE_string("input", None, "Corpus root, Kaldi data dir, manifest TSV or "
+                        "shard glob.", **define)
+    flags.DEFINE_string("output", None, "--stage=extract: output .npz (ids, embeddings, "
+                        "speakers).", **define)
+    flags.DEFINE_integer("sample_rate", 16000, "Sample rate of the features.",
+                         lower_bound=1, **define)
     flags.DEFINE_enum("stage", None, list(STAGES), "What to do.", **define)
     flags.DEFINE_string("ubm", None, "UBM npz (written by train_ubm, read otherwise).", **define)
     flags.DEFINE_string("tv", None, "T-matrix npz (written by train_tv, read by extract).",
@@ -90,7 +102,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("num_ceps", 20, "MFCC cepstra.", lower_bound=1, **define)
     flags.DEFINE_boolean("deltas", True, "Append deltas and delta-deltas.", **define)
     flags.DEFINE_integer("seed", 0, "Random seed.", **define)
-    flags.mark_flags_as_required(["stage", "ubm"], **define)
+    flags.mark_flags_as_required(["stage", "ubm", "input_format", "input"], **define)
 
 
 def run_stage(stage, utterances, ubm_path, tv_path=None, output=None, num_components=512,
@@ -126,6 +138,11 @@ def main(argv):
     FLAGS = flags.FLAGS
     if FLAGS.stage != "train_ubm" and not FLAGS.tv:
         raise app.UsageError(f"--stage={FLAGS.stage} needs --tv")
+    if FLAGS.stage == "extract" and not FLAGS.output:
+        raise app.UsageError("--stage=extract needs --output (the embeddings npz)")
+    if FLAGS.stage != "extract" and FLAGS.output:
+        raise app.UsageError(f"--output is written by --stage=extract only, not "
+                             f"--stage={FLAGS.stage}")
     run_stage(FLAGS.stage, read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate),
               FLAGS.ubm, FLAGS.tv, FLAGS.output, FLAGS.num_components, FLAGS.ivector_dim,
               FLAGS.ubm_iters, FLAGS.ubm_final_iters, FLAGS.ubm_max_frames, FLAGS.tv_iters,

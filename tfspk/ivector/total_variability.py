@@ -14,10 +14,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import logging
 import sys
 
 import numpy as np
 from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+# Below this many training utterances per i-vector dimension T can give utterances
+# near-private directions (the supervector has C*D >> R dimensions), and at the EM fixed
+# point (exactly, with minimum divergence) the training i-vectors are white *as a set*:
+# sum_u E[w_u w_u'] = U I. Any subset with extra variance in a direction then leaves the
+# rest of the set short of it. On 502 LibriSpeech halves with T trained on the very
+# utterances being tested, a PLDA fitted on half the speakers therefore pointed at the
+# directions the other half lacked: 55.6% EER at R=400 (worse than chance), against 7.9%
+# with T trained on other speakers' audio (WORKSPACE_NOTES, issue 11).
+MIN_UTTERANCES_PER_DIM = 10
 
 
 @dataclasses.dataclass
@@ -131,7 +144,20 @@ def train_tv(ubm, zeroth, first, ivector_dim: int, num_iters: int = 5, seed: int
              min_divergence: bool = True, progress: bool = True,
              history: list | None = None) -> TotalVariability:
     """Trains T from Baum-Welch stats (centred by `ubm.means`); `history` gets the
-    objective per frame of each iteration."""
+    objective per frame of each iteration.
+
+    Train T on data disjoint from the utterances you evaluate (the i-vectors of T's own
+    training set are whitened jointly, see `MIN_UTTERANCES_PER_DIM`); a warning is logged
+    when there are fewer than `MIN_UTTERANCES_PER_DIM` utterances per i-vector dimension.
+    """
+    num_utts = len(zeroth)
+    if num_utts < MIN_UTTERANCES_PER_DIM * ivector_dim:
+        logger.warning(
+            "training a %d-dim T on only %d utterances (< %d per dimension): T can fit "
+            "each utterance its own direction and its training i-vectors come out white "
+            "as a set; do not score utterances T was trained on, and prefer a smaller "
+            "--ivector_dim or more (shorter) training segments", ivector_dim, num_utts,
+            MIN_UTTERANCES_PER_DIM)
     model = init_tv(ubm.means, ubm.variances, ivector_dim, seed=seed)
     for _ in tqdm(range(num_iters), desc="T EM", unit="iter", disable=not progress,
                   file=sys.stderr):
