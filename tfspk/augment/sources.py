@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import os
 from typing import Sequence
 
@@ -24,7 +25,8 @@ import tensorflow as tf
 
 from tfspk import schema
 from tfspk.augment.config import AugmentationConfig
-from tfspk.augment.cropping import head_crop, random_crops
+from tfspk.augment.cropping import crops_at, head_crop, random_crops
+from tfspk.augment.mixing import fit_to_length
 
 # Sub-directories of an augmentation TFRecord root, by source kind (first match wins).
 KIND_DIRECTORIES = {
@@ -50,6 +52,17 @@ def list_files(pattern: str | Sequence[str], what: str = "files") -> list[str]:
     if not files:
         raise AugmentationSourceError(f"{', '.join(map(str, patterns))}: no {what} match")
     return files
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _frames_and_rate(path: str) -> tuple[int, int] | None:
+    """(frames, sample rate) of a libsndfile-readable file, None otherwise; cached, as
+    every window drawn from a file needs its length (MUSAN: 2,016 files)."""
+    try:
+        info = soundfile.info(path)
+    except (RuntimeError, soundfile.LibsndfileError):
+        return None
+    return int(info.frames), int(info.samplerate)
 
 
 class RecordingSet(abc.ABC):
@@ -131,11 +144,10 @@ class AudioFileSet(RecordingSet):
         if window <= 0:
             return start, end
         if end is None:
-            try:
-                info = soundfile.info(path)
-            except (RuntimeError, soundfile.LibsndfileError):
+            header = _frames_and_rate(path)
+            if header is None:
                 return start, end  # not seekable by libsndfile (m4a): read it whole
-            end = int(info.frames) * self.sample_rate // int(info.samplerate)
+            end = header[0] * self.sample_rate // header[1]
         if end - start <= window:
             return start, end
         offset = 0 if head else int(np.random.default_rng(draw).integers(0, end - start - window + 1))
@@ -202,6 +214,9 @@ class AugmentationSources:
     #: Seconds read from a noise, music or babble recording per draw (0: all of it); its
     #: `crops_per_recording` crops come from that window.
     window_seconds: float = 8.0
+    #: Babble windows held at once: each example's talkers are distinct windows of the
+    #: pool, and each window serves about `crops_per_recording` crops.
+    babble_pool: int = 32
 
     @classmethod
     def from_tfrecords(cls, root: str | None = None, *, noise=None, music=None, babble=None,
@@ -309,15 +324,14 @@ class AugmentationSources:
                 recordings = recording_set.recordings(recording_seed, self.rir_samples,
                                                       head=True)
                 crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
-                                       num_parallel_calls=tf.data.AUTOTUNE)
+                                       num_parallel_calls=tf.data.AUTOTUNE).shuffle(
+                    self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
+            elif kind == "babble":
+                crops = self._babble_crops(recording_set, config.max_babble_speakers,
+                                           crop_samples, seed)
             else:
-                window = int(round(self.window_seconds * self.sample_rate))
-                recordings = recording_set.recordings(recording_seed,
-                                                      max(window, crop_samples) if window else 0)
-                crops = self._random_crops(recordings, crop_samples, kind_seed)
-            crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
-            if kind == "babble":
-                crops = crops.batch(config.max_babble_speakers, drop_remainder=True)
+                crops = self._window_crops(recording_set, crop_samples, recording_seed,
+                                           kind_seed, self.shuffle_buffer)
             if selectors is not None:
                 empty = tf.data.Dataset.from_tensors(
                     tf.zeros([0] + crops.element_spec.shape.as_list()[1:], tf.float32))
@@ -343,6 +357,67 @@ class AugmentationSources:
                        lambda: tf.zeros(shape, tf.float32),
                        lambda: tf.reshape(crop, shape))
         return tf.ensure_shape(full, shape)
+
+    def _window_crops(self, recording_set, crop_samples, recording_seed, crop_seed,
+                      shuffle_buffer):
+        """Shuffled crops, `crops_per_recording` from each window read."""
+        window = int(round(self.window_seconds * self.sample_rate))
+        recordings = recording_set.recordings(recording_seed,
+                                              max(window, crop_samples) if window else 0)
+        crops = self._random_crops(recordings, crop_samples, crop_seed)
+        return crops.shuffle(shuffle_buffer, seed=crop_seed[0] + crop_seed[1])
+
+    def _babble_crops(self, recording_set, speakers, crop_samples, seed):
+        """[speakers, crop_samples] per example: crops of `speakers` distinct windows.
+
+        Windows are read into a pool of `babble_pool` (P); the pool then yields
+        M = ceil(P * crops_per_recording / speakers) examples at once, each taking
+        `speakers` distinct windows of the pool (a seeded random subset) at random
+        offsets. So a window read serves `crops_per_recording` crops on
+        average as before, the talkers of one example never share a window (batching
+        one shuffled crop stream would put two crops of one window into an example
+        whenever the buffer held few windows), and the per-crop tf.data work of
+        a 7-talker babble is done once per example.
+        """
+        pool = max(int(self.babble_pool), speakers)
+        per_pool = -(-pool * self.crops_per_recording // speakers)
+        window = int(round(self.window_seconds * self.sample_rate))
+        recording_seed = (int(seed) * 7 + _KIND_STREAM["babble"]) % (2**31 - 1)
+        recordings = recording_set.recordings(recording_seed,
+                                              max(window, crop_samples) if window else 0)
+
+        def at_least_a_crop(waveform):
+            waveform = tf.convert_to_tensor(waveform, tf.float32)
+            waveform = fit_to_length(waveform, tf.maximum(tf.shape(waveform)[0],
+                                                          crop_samples))
+            return waveform, tf.shape(waveform)[0]
+
+        pools = recordings.map(at_least_a_crop, num_parallel_calls=tf.data.AUTOTUNE)
+        pools = pools.padded_batch(pool, drop_remainder=True)
+        base = tf.constant([int(seed), _KIND_STREAM["babble"]], tf.int64)
+
+        def crops_of_pool(index, pool_data):
+            windows, lengths = pool_data
+            choice_seed, offset_seed = tf.unstack(tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(base, index), 2))
+            # `speakers` distinct windows per example: the first of a random permutation.
+            order = tf.argsort(tf.random.stateless_uniform([per_pool, pool], choice_seed),
+                               axis=-1)
+            chosen = order[:, :speakers]
+            room = tf.gather(lengths, chosen) - crop_samples + 1
+            offsets = tf.minimum(tf.cast(tf.random.stateless_uniform(
+                [per_pool, speakers], offset_seed) * tf.cast(room, tf.float32), tf.int32),
+                room - 1)
+            width = tf.shape(windows)[1]
+            crops = crops_at(tf.reshape(windows, [-1]),
+                             tf.reshape(chosen * width + offsets, [-1]), crop_samples)
+            return tf.reshape(crops, [per_pool, speakers, crop_samples])
+
+        crops = pools.enumerate().map(crops_of_pool, num_parallel_calls=tf.data.AUTOTUNE)
+        crops = crops.unbatch().map(
+            lambda crop: tf.ensure_shape(crop, [speakers, crop_samples]))
+        # Neighbouring examples of one pool share windows; mixing two pools' worth apart.
+        return crops.shuffle(2 * per_pool, seed=int(seed) + _KIND_STREAM["babble"])
 
     def _random_crops(self, recordings, crop_samples, kind_seed):
         count = self.crops_per_recording
