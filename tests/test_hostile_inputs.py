@@ -735,3 +735,16 @@ def test_converted_models_without_their_extra_say_how_to_install_it(monkeypatch,
             convert.to_onnx_model(None)
         else:
             convert.ConvertedModel("model.bin", metadata)
+
+
+@pytest.mark.parametrize("program", ["tfspk.verify", "tfspk.identify", "eval.calibrate"])
+def test_a_binary_flagfile_is_a_flag_error_naming_it(tmp_path, program):
+    binary = tmp_path / "model.flac"
+    binary.write_bytes(b"fLaC\x00\x00\x00\x22\x12\x00\xf0\xff" * 8)
+    nested = tmp_path / "outer.flags"
+    nested.write_text(f"--json\n--flagfile={binary}\n")
+    for flagfile in (binary, nested):
+        result = run_subprocess([program, f"--flagfile={flagfile}"], timeout=120)
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert f"--flagfile={binary}: not a text file of flags" in result.stderr
+        assert "Traceback" not in result.stderr
