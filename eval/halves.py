@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 
-from eval.extract import LoadedUtterance
 from tfspk.trials import Trial
+
+if TYPE_CHECKING:  # type hints only: importing eval.extract would import TensorFlow,
+    # which the corpus builders' worker processes should not pay for.
+    from eval.extract import LoadedUtterance
 
 ENROLL_SUFFIX = "/enroll"
 TEST_SUFFIX = "/test"
