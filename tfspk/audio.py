@@ -92,6 +92,8 @@ def load_audio(path: os.PathLike | str, sample_rate: Optional[int] = None, *,
         (``out_of_range``, naming the peak), or m4a without PyAV.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # e.g. a folder named like a file: "not found" would mislead
+        raise AudioError("is a directory, not an audio file", path, "unreadable")
     if not os.path.isfile(path):
         raise AudioError("file not found", path, "missing")
     if start < 0 or (end is not None and end <= start):
@@ -379,7 +381,9 @@ def _to_mono(samples: np.ndarray, path: str, downmix: bool) -> np.ndarray:
     if samples.shape[1] == 1:
         return np.ascontiguousarray(samples[:, 0])
     if not downmix:
-        raise AudioError(f"has {samples.shape[1]} channels; pass downmix=True to average them",
+        # Named for every caller: the library's argument and the build CLI's flag.
+        raise AudioError(f"has {samples.shape[1]} channels, expected mono (average them "
+                         "first: load_audio(downmix=True), tfrecords_tools.build --downmix)",
                          path, "multichannel")
     return samples.mean(axis=1, dtype=np.float32)
 
