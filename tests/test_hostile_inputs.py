@@ -748,3 +748,17 @@ def test_a_binary_flagfile_is_a_flag_error_naming_it(tmp_path, program):
         assert result.returncode == 1, result.stderr[-2000:]
         assert f"--flagfile={binary}: not a text file of flags" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_audio_errors_say_what_is_wrong(tmp_path):
+    from tfspk.audio import AudioError, load_audio
+    folder = tmp_path / "take1.wav"
+    folder.mkdir()
+    with pytest.raises(AudioError, match="take1.wav: is a directory, not an audio file"):
+        load_audio(folder)
+    stereo = write_wav(tmp_path / "s.wav", np.stack([fx.speech_like(0.5, 1)] * 2, axis=1))
+    with pytest.raises(AudioError) as info:
+        load_audio(stereo)
+    assert "has 2 channels, expected mono" in str(info.value)
+    assert "tfrecords_tools.build --downmix" in str(info.value)
+    assert "pass downmix=True" not in str(info.value)  # no flag of that name in any CLI
