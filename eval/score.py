@@ -36,6 +36,7 @@ from absl import app, flags
 from tfspk import backend as backends
 from tfspk.scoring.score import *  # noqa: F401,F403 - the library names, as before
 from tfspk.scoring.score import BACKENDS, SCORE_IDS, _check_arguments, score_trials
+from tfspk.shards.cli import user_errors
 
 FLAGS = flags.FLAGS
 
@@ -97,6 +98,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
     return result
 
 
+@user_errors  # bad input (a ValueError naming the file) exits 2 without a traceback
 def main(argv, flag_values: flags.FlagValues = FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -44,6 +44,10 @@ class Backend:
     def __init__(self, transforms: Sequence[Transform], scorer: Scorer):
         self.transforms = list(transforms)
         self.scorer = scorer
+        # Embedding size the backend was fitted on (None: unknown, e.g. an older file)
+        # and the file it was loaded from, so a mismatch is an error naming both.
+        self.input_dim: int | None = None
+        self.source: str | None = None
 
     @property
     def produces_llr(self) -> bool:
@@ -55,6 +59,7 @@ class Backend:
 
     def fit(self, embeddings, speakers=None) -> "Backend":
         embeddings = check_matrix(embeddings)
+        self.input_dim = int(embeddings.shape[1])
         for step in self.transforms:
             embeddings = step.fit_transform(embeddings, speakers)
         self.scorer.fit(embeddings, speakers)
@@ -63,6 +68,10 @@ class Backend:
     def transform(self, embeddings) -> np.ndarray:
         """Embeddings [n, d] in the scorer's input space."""
         embeddings = check_matrix(embeddings)
+        if self.input_dim is not None and embeddings.shape[1] != self.input_dim:
+            raise ValueError(f"embeddings of dimension {embeddings.shape[1]}, but the "
+                             f"backend{f' {self.source}' if self.source else ''} was "
+                             f"trained on dimension {self.input_dim}")
         for step in self.transforms:
             embeddings = step.transform(embeddings)
         return embeddings
@@ -100,8 +109,9 @@ class Backend:
         for i, step in enumerate(self.transforms):
             arrays.update({f"transforms/{i}/{k}": v for k, v in step.get_arrays().items()})
         arrays.update({f"scorer/{k}": v for k, v in self.scorer.get_arrays().items()})
+        extra = {} if self.input_dim is None else {"input_dim": self.input_dim}
         write_files(pathlib.Path(directory) / FILE_STEM,
-                    {"format_version": FORMAT_VERSION, **self.describe()}, arrays)
+                    {"format_version": FORMAT_VERSION, **self.describe(), **extra}, arrays)
 
     @classmethod
     def load(cls, directory: str | pathlib.Path) -> "Backend":
@@ -120,7 +130,11 @@ class Backend:
         scorer = build_component(config["scorer"], arrays_under("scorer/"), source)
         if not isinstance(scorer, Scorer) or not all(isinstance(t, Transform) for t in transforms):
             raise BackendFileError(f"{source}: transforms and scorer are of the wrong kinds")
-        return cls(transforms, scorer)
+        backend = cls(transforms, scorer)
+        backend.source = source
+        if isinstance(config.get("input_dim"), int):
+            backend.input_dim = config["input_dim"]
+        return backend
 
 
 def make_plda_backend(lda_dim: int | None = 200, num_em_iters: int = 10) -> Backend:

@@ -66,6 +66,10 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
     test_set = load_embeddings(embeddings)
     enroll_set = (load_embeddings(enroll_embeddings, allow_duplicate_ids=True)
                   if enroll_embeddings else test_set)
+    if enroll_set.embeddings.shape[1] != test_set.embeddings.shape[1]:
+        raise ValueError(f"{enroll_embeddings}: embeddings of dimension "
+                         f"{enroll_set.embeddings.shape[1]}, but {embeddings} holds dimension "
+                         f"{test_set.embeddings.shape[1]}: were they made by one model?")
     trial_list = _read_trials_for(trials, enroll_set, test_set, score_ids)
 
     scoring_backend, trained = _get_backend(backend, backend_train, backend_dir, lda_dim,
@@ -182,9 +186,12 @@ def read_scores(path) -> tuple[list[tuple[str, str]], np.ndarray]:
     pairs, scores = [], []
     for number, (enroll, test, value) in read_table(path, 3, error=ScoreFileError):
         try:
-            scores.append(float(value))
+            score = float(value)
         except ValueError:
             raise ScoreFileError(f"score {value!r} is not a number", path, number) from None
+        if not np.isfinite(score):  # float() accepts "nan" and "inf"
+            raise ScoreFileError(f"score {value!r} is not a finite number", path, number)
+        scores.append(score)
         pairs.append((enroll, test))
     return pairs, np.asarray(scores)
 
