@@ -762,3 +762,34 @@ def test_audio_errors_say_what_is_wrong(tmp_path):
     assert "has 2 channels, expected mono" in str(info.value)
     assert "tfrecords_tools.build --downmix" in str(info.value)
     assert "pass downmix=True" not in str(info.value)  # no flag of that name in any CLI
+
+
+@pytest.mark.parametrize("case", ["plda_backend", "cosine_enroll"])
+def test_score_with_embeddings_of_another_dimension_names_both(tmp_path, capsys, case):
+    from eval import embeddings as embeddings_io
+    from eval import score
+    from tfspk.backend import pipeline
+    rng = np.random.default_rng(0)
+    ids = np.array([f"s{i // 2}/u{i}" for i in range(8)])
+    speakers = np.array([f"s{i // 2}" for i in range(8)])
+    embeddings_io.save_embeddings(str(tmp_path / "test.npz"), ids,
+                                  rng.standard_normal((8, 12)).astype(np.float32), speakers)
+    (tmp_path / "trials.txt").write_text("1 s0/u0 s0/u1\n0 s0/u0 s1/u2\n")
+    args = [f"--trials={tmp_path / 'trials.txt'}", f"--embeddings={tmp_path / 'test.npz'}",
+            f"--output_dir={tmp_path / 'out'}"]
+    if case == "plda_backend":
+        pipeline.make_plda_backend(lda_dim=4).fit(rng.standard_normal((40, 8)),
+                                                  np.repeat(np.arange(10), 4)).save(
+            tmp_path / "backend")
+        args += ["--backend=plda", f"--backend_dir={tmp_path / 'backend'}"]
+        named = (f"embeddings of dimension 12, but the backend {tmp_path / 'backend'}"
+                 f"/backend.json was trained on dimension 8")
+    else:
+        embeddings_io.save_embeddings(str(tmp_path / "enroll.npz"), ids,
+                                      rng.standard_normal((8, 6)).astype(np.float32),
+                                      speakers)
+        args += [f"--enroll_embeddings={tmp_path / 'enroll.npz'}"]
+        named = "enroll.npz"
+    status, text = run_cli(score, args, capsys)
+    assert status in (1, 2) and named in text, text
+    assert "broadcast" not in text and "Traceback" not in text
