@@ -6,7 +6,7 @@ import sys
 
 import shards_fixtures as fx
 from tfspk.shards import metadata as meta
-from tfspk.shards.build import KILL_AFTER_ENV, BuildConfig, build_from_corpus
+from tfspk.shards.build import BuildConfig, build_from_corpus
 from tfspk.shards.verify import verify_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,11 +18,40 @@ def _build_command(manifest, out):
             "--num_shards=4", "--num_workers=1"]
 
 
+# The build CLI with `build_split`'s `on_shard_finished` hook injected: SIGKILL the
+# build (pool workers first, then itself) once N shards have finished in this run, so
+# kill-and-resume is tested at a known point.
+_KILL_AFTER = """
+import multiprocessing, os, runpy, signal, sys
+from tfspk.shards import build
+
+def kill_after(count):
+    finished = [0]
+    def on_shard_finished():
+        finished[0] += 1
+        if finished[0] >= count:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return on_shard_finished
+
+after = int(sys.argv.pop(1))
+split = build.build_split
+build.build_split = lambda utterances, config: split(
+    utterances, config, on_shard_finished=kill_after(after))
+sys.argv[0] = "tfrecords_tools.build"
+runpy.run_module("tfrecords_tools.build", run_name="__main__", alter_sys=True)
+"""
+
+
+def _killed_build_command(manifest, out, after: int):
+    return [sys.executable, "-c", _KILL_AFTER, str(after)] + _build_command(manifest, out)[3:]
+
+
 def test_killed_build_resumes_without_rewriting_finished_shards(tmp_path):
     manifest, expected = fx.manifest(str(tmp_path / "m"), count=6)
     out = str(tmp_path / "out")
-    env = dict(os.environ, **{KILL_AFTER_ENV: "2"})
-    killed = subprocess.run(_build_command(manifest, out), cwd=REPO, env=env,
+    killed = subprocess.run(_killed_build_command(manifest, out, 2), cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 

@@ -83,19 +83,40 @@ class PhoneRecognizer(keras.Model):
     """Stacked (Bi)LSTM over `[B, T, D]` frames with explicit lengths -> `[B, T, C]` logits."""
 
     def __init__(self, num_symbols: int = len(SYMBOLS), units: int = 128, num_layers: int = 2,
-                 bidirectional: bool = True, **kwargs):
+                 bidirectional: bool = True, seed: Optional[int] = None, **kwargs):
+        """`seed` (an int) makes the initial weights reproducible without touching the
+        global random state; None draws them from Keras' global generator."""
         super().__init__(**kwargs)
         self.num_symbols = num_symbols
         self.units = units
         self.num_layers = num_layers
         self.bidirectional = bidirectional
+        self.seed = seed
+        seeds = iter(range(3 * (2 * num_layers + 1)))
+
+        def initializers():
+            # Every weight matrix gets its own seed (a shared int seed would give the
+            # forward and backward LSTMs the same start).
+            if seed is None:
+                return {}
+            return {"kernel_initializer": keras.initializers.GlorotUniform(
+                        seed=seed * 1000 + next(seeds)),
+                    "recurrent_initializer": keras.initializers.Orthogonal(
+                        seed=seed * 1000 + next(seeds))}
+
         self.recurrent = []
         for index in range(num_layers):
-            lstm = keras.layers.LSTM(units, return_sequences=True, name=f"lstm{index + 1}")
+            lstm = keras.layers.LSTM(units, return_sequences=True, name=f"lstm{index + 1}",
+                                     **initializers())
             if bidirectional:
-                lstm = keras.layers.Bidirectional(lstm, name=f"bilstm{index + 1}")
+                backward = keras.layers.LSTM(units, return_sequences=True, go_backwards=True,
+                                             name=f"lstm{index + 1}_backward", **initializers())
+                lstm = keras.layers.Bidirectional(lstm, backward_layer=backward,
+                                                  name=f"bilstm{index + 1}")
             self.recurrent.append(lstm)
-        self.output_layer = keras.layers.Dense(num_symbols, name="logits")
+        output_init = ({} if seed is None else {"kernel_initializer":
+                       keras.initializers.GlorotUniform(seed=seed * 1000 + next(seeds))})
+        self.output_layer = keras.layers.Dense(num_symbols, name="logits", **output_init)
 
     def call(self, inputs, training=None):
         frames, lengths = inputs
@@ -109,7 +130,8 @@ class PhoneRecognizer(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(num_symbols=self.num_symbols, units=self.units,
-                      num_layers=self.num_layers, bidirectional=self.bidirectional)
+                      num_layers=self.num_layers, bidirectional=self.bidirectional,
+                      seed=self.seed)
         return config
 
 
@@ -302,10 +324,10 @@ def train_recognizer(examples: Sequence[Example], config: RecognizerConfig,
     if not usable:
         raise ValueError(f"{PROBE}: no training utterance is usable for the {config.loss} "
                          "loss (too few frames for its phones, or no labelled frame)")
-    keras.utils.set_random_seed(config.seed)
     normaliser = _Normaliser(usable)
+    # The seed reaches the initializers; the global random state is left alone.
     model = PhoneRecognizer(len(output_symbols(config.loss)), config.units, config.num_layers,
-                            config.bidirectional)
+                            config.bidirectional, seed=config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clip_norm)
     loss_function = _LOSS_FUNCTIONS[config.loss]
     dims = usable[0].frames.shape[1]

@@ -27,7 +27,6 @@ import datetime
 import multiprocessing
 import os
 import re
-import signal
 import sys
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -38,10 +37,6 @@ from tfspk.shards.encode import EncodedUtterance, EncodeOptions, encode_utteranc
 from tfspk.shards.writer import remove_stale_tmp_files, write_tfrecord_atomically
 
 INPUT_FORMATS = ("voxceleb", "kaldi", "timit", "manifest")
-
-# Test hook: SIGKILL the build (pool workers first, then itself) once this many shards
-# have finished in this run, so kill-and-resume is tested at a known point.
-KILL_AFTER_ENV = "TFSPK_SHARDS_TEST_KILL_AFTER"
 
 
 class BuildError(ValueError, RuntimeError):
@@ -335,26 +330,11 @@ def finalize_split(plan: planning.ShardPlan, config: BuildConfig,
     return metadata
 
 
-def _kill_hook() -> Callable[[], None]:
-    """Returns a per-finished-shard callback implementing KILL_AFTER_ENV."""
-    limit = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    finished = [0]
-
-    def on_shard_finished():
-        finished[0] += 1
-        if limit and finished[0] >= limit:
-            for child in multiprocessing.active_children():
-                os.kill(child.pid, signal.SIGKILL)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return on_shard_finished
-
-
 def _run_tasks(tasks: list[ShardTask], num_workers: int, desc: str,
-               initial: int, total: int) -> Iterable[dict]:
+               initial: int, total: int,
+               on_finished: Callable[[], None] | None = None) -> Iterable[dict]:
     from tqdm import tqdm
 
-    on_finished = _kill_hook()
     with tqdm(total=total, initial=initial, desc=desc, unit="shard",
               file=sys.stderr, dynamic_ncols=True) as bar:
         if num_workers <= 1 or len(tasks) <= 1:
@@ -369,7 +349,8 @@ def _run_tasks(tasks: list[ShardTask], num_workers: int, desc: str,
                 bar.update(1)
                 bar.set_postfix(rejects=sidecar["num_rejected"], refresh=False)
                 yield sidecar
-                on_finished()
+                if on_finished is not None:
+                    on_finished()
         finally:
             if pool is not None:
                 pool.terminate()
@@ -381,23 +362,29 @@ def output_lock(config: BuildConfig) -> DirectoryLock:
     return DirectoryLock(config.output_dir, command=list(config.command) or None)
 
 
-def build_split(utterances: Sequence[Any], config: BuildConfig) -> BuildResult:
+def build_split(utterances: Sequence[Any], config: BuildConfig, *,
+                on_shard_finished: Callable[[], None] | None = None) -> BuildResult:
     """Builds (or finishes) one split from `tfspk.corpora` Utterances, holding the
-    output directory's lock (`LockHeldError` names another build that holds it)."""
+    output directory's lock (`LockHeldError` names another build that holds it).
+
+    `on_shard_finished()` is called after each shard's sidecar is written (the kill
+    tests use it to SIGKILL the build at a known point)."""
     if config.num_shards < 1:
         raise ValueError(f"num_shards (--num_shards) must be >= 1, got {config.num_shards}")
     with output_lock(config):
-        return _build_split_locked(utterances, config)
+        return _build_split_locked(utterances, config, on_shard_finished)
 
 
-def _build_split_locked(utterances: Sequence[Any], config: BuildConfig) -> BuildResult:
+def _build_split_locked(utterances: Sequence[Any], config: BuildConfig,
+                        on_shard_finished=None) -> BuildResult:
     plan = prepare_plan(utterances, config)
     files = config.files()
     pending, sidecars = pending_shards(plan, files)
     tasks = [ShardTask(files, s, plan.shard_digest(s), tuple(plan.shard_items(s)),
                        config.encode) for s in pending]
     for sidecar in _run_tasks(tasks, config.num_workers, f"{config.split} shards",
-                              initial=len(sidecars), total=plan.num_shards):
+                              initial=len(sidecars), total=plan.num_shards,
+                              on_finished=on_shard_finished):
         sidecars[_shard_index(files, sidecar["shard"])] = sidecar
     metadata = finalize_split(plan, config, sidecars)
     return BuildResult(metadata, shards_written=len(pending),

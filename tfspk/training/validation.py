@@ -1,4 +1,6 @@
-"""Periodic validation during training: cosine EER / minDCF on a trial list."""
+"""Periodic validation during training: cosine EER / minDCF on a trial list (cosine
+scoring is `tfspk.backend.CosineScorer`'s, the front end wired by
+`tfspk.frontend.network_inputs`, as in export and evaluation)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfspk import metrics, trials as trials_lib
+from tfspk.backend.cosine import CosineScorer
+from tfspk.frontend.layers import network_inputs
 
 
 @dataclasses.dataclass
@@ -24,8 +28,7 @@ def embed_dataset(frontend, embedding_model, dataset, embedding_layer="fc2"):
 
     @tf.function(reduce_retracing=True)
     def embed(waveform, lengths):
-        features, frame_lengths = frontend(waveform, lengths)
-        return embedding_model({"features": features, "lengths": frame_lengths},
+        return embedding_model(network_inputs(frontend, waveform, lengths),
                                training=False)[embedding_layer]
 
     ids, speakers, chunks = [], [], []
@@ -37,11 +40,11 @@ def embed_dataset(frontend, embedding_model, dataset, embedding_layer="fc2"):
 
 
 def cosine_trial_scores(ids, embeddings, trial_list):
+    """(cosine score, label) of every trial, `ids` naming the rows of `embeddings`."""
     index = {utt: i for i, utt in enumerate(ids)}
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     enroll = np.array([index[t.enroll] for t in trial_list])
     test = np.array([index[t.test] for t in trial_list])
-    scores = np.einsum("ij,ij->i", unit[enroll], unit[test])
+    scores = CosineScorer().score_pairs(embeddings, embeddings, enroll, test)
     labels = np.array([t.label for t in trial_list], dtype=np.int64)
     return scores, labels
 
