@@ -1,5 +1,6 @@
-"""Babble from a pool of windows: the talkers of one example are distinct windows, each
-crop a contiguous part of its recording, and crops are sliced exactly where drawn."""
+"""Source reuse: babble from a pool of windows (the talkers of one example are distinct
+windows, each crop a contiguous part of its recording), crops sliced exactly where drawn,
+and each read RIR serving several examples."""
 import numpy as np
 import soundfile
 import tensorflow as tf
@@ -51,3 +52,20 @@ def test_babble_talkers_of_an_example_are_distinct_windows(tmp_path):
                                    atol=1.5e-7)
         used.update(recordings.tolist())
     assert len(used) == 40  # every recording is drawn within 40 examples
+
+
+def test_each_read_rir_serves_rir_uses_per_read_examples(tmp_path):
+    utterances = []
+    for index in range(6):
+        rir = np.zeros(800, np.float32)
+        rir[10 + 7 * index] = 0.5  # the direct path names the RIR
+        path = tmp_path / f"rir-{index}.wav"
+        soundfile.write(path, rir, RATE, subtype="FLOAT")
+        utterances.append(Utterance(f"r{index}", str(path), "rir"))
+    sources = augment.AugmentationSources(rir=augment.AudioFileSet.from_utterances(utterances),
+                                          rir_uses_per_read=3, shuffle_buffer=1)
+    stream = sources.crop_datasets(augment.AugmentationConfig(reverb=1.0), RATE, seed=2)
+    peaks = [int(np.argmax(x.numpy())) for x in stream["rir"].take(18)]
+    runs = [peaks[i:i + 3] for i in range(0, 18, 3)]
+    assert all(len(set(run)) == 1 for run in runs), peaks  # three uses per read
+    assert sorted(run[0] for run in runs) == [10 + 7 * i for i in range(6)]  # one pass

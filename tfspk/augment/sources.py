@@ -214,6 +214,9 @@ class AugmentationSources:
     #: Seconds read from a noise, music or babble recording per draw (0: all of it); its
     #: `crops_per_recording` crops come from that window.
     window_seconds: float = 8.0
+    #: Examples each read RIR reverberates (reading one costs about as much as
+    #: reverberating with it on the host).
+    rir_uses_per_read: int = 4
     #: Babble windows held at once: each example's talkers are distinct windows of the
     #: pool, and each window serves about `crops_per_recording` crops.
     babble_pool: int = 32
@@ -324,8 +327,13 @@ class AugmentationSources:
                 recordings = recording_set.recordings(recording_seed, self.rir_samples,
                                                       head=True)
                 crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
-                                       num_parallel_calls=tf.data.AUTOTUNE).shuffle(
-                    self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
+                                       num_parallel_calls=tf.data.AUTOTUNE)
+                if self.rir_uses_per_read > 1:
+                    # A read RIR serves several examples, which the shuffle then spreads
+                    # apart; RIRS_NOISES has 40,000 simulated small/medium-room RIRs.
+                    crops = crops.flat_map(lambda rir: tf.data.Dataset.from_tensors(
+                        rir).repeat(self.rir_uses_per_read))
+                crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
             elif kind == "babble":
                 crops = self._babble_crops(recording_set, config.max_babble_speakers,
                                            crop_samples, seed)
