@@ -33,7 +33,8 @@ returns to the client: HTTP 400 with the message, or gRPC status INVALID_ARGUMEN
 | a row shorter than one analysis window (25 ms) | InvalidArgument `utterance shorter than one analysis window`, naming the rows |
 | a row shorter than the network's receptive field (`min_samples`) | InvalidArgument `utterance shorter than the model minimum`, naming the rows |
 | NaN or Inf in the valid part of a row | InvalidArgument `waveform contains NaN or Inf`, naming the rows (NaN/Inf in the padding is ignored) |
-| wrong rank or dtype | InvalidArgument from the signature itself (TF Serving checks it) |
+| wrong rank (`waveform` not 2-D or `lengths` not 1-D) | InvalidArgument `Shape of tensor waveform [16000] is not compatible with expected shape [?,?]` (or `lengths`) |
+| wrong dtype | InvalidArgument from the signature itself (TF Serving checks it) |
 
 The checks run in order, so a batch with several problems reports the first one in
 this table.

@@ -19,6 +19,13 @@ def validated(waveform, lengths, window: int, minimum: int, receptive: int):
     The checks are chained so that the first failing one in the module docstring's
     table is the one reported.
     """
+    # The signature's shapes are not enforced for every caller (TF Serving passes any
+    # rank through) and the graph takes the rank from the signature, so only a runtime
+    # EnsureShape catches a 1-D waveform before indexing its shape fails as "slice
+    # index 1 of dimension 0 out of bounds".
+    waveform = tf.ensure_shape(waveform, [None, None],
+                               name="waveform_must_be_batch_by_samples")
+    lengths = tf.ensure_shape(lengths, [None], name="lengths_must_be_one_per_row")
     width = tf.shape(waveform, out_type=tf.int32)[1]
     batch = tf.shape(waveform, out_type=tf.int32)[0]
     checks = [
