@@ -793,3 +793,18 @@ def test_score_with_embeddings_of_another_dimension_names_both(tmp_path, capsys,
     status, text = run_cli(score, args, capsys)
     assert status in (1, 2) and named in text, text
     assert "broadcast" not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("waveform_shape,lengths_shape", [
+    ((16000,), (1,)), ((1, 16000, 2), (1,)), ((1, 16000), ()), ((1, 16000), (1, 1)),
+])
+def test_savedmodel_refuses_inputs_of_the_wrong_rank_naming_the_shapes(
+        saved_model, waveform_shape, lengths_shape):
+    import tensorflow as tf
+    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+    waveform = tf.constant(0.1 * np.ones(waveform_shape, np.float32))
+    lengths = tf.constant(np.full(lengths_shape, 16000, np.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor (waveform|lengths) \[[0-9, ]*\] is not "
+                             r"compatible with expected shape"):
+        serve(waveform=waveform, lengths=lengths)
