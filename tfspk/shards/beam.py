@@ -50,6 +50,10 @@ def build_split_beam(utterances: Sequence[Any], config: BuildConfig,
     `pipeline_args` are Beam pipeline options, e.g. `["--runner=DirectRunner",
     "--direct_num_workers=2"]`.
     """
+    from tfspk import extras
+
+    # Before the lock and the plan: a missing extra is an install hint, not a traceback.
+    extras.require("apache_beam", "beam", "the Beam build (tfrecords_tools.beam_build)")
     with output_lock(config):
         return _build_split_beam_locked(utterances, config, pipeline_args)
 
