@@ -808,3 +808,26 @@ def test_savedmodel_refuses_inputs_of_the_wrong_rank_naming_the_shapes(
                        match=r"Shape of tensor (waveform|lengths) \[[0-9, ]*\] is not "
                              r"compatible with expected shape"):
         serve(waveform=waveform, lengths=lengths)
+
+
+def test_beam_build_without_apache_beam_says_how_to_install_it(tmp_path, monkeypatch):
+    from tfspk import extras
+    from tfspk.shards.beam import build_split_beam
+    monkeypatch.setitem(sys.modules, "apache_beam", None)
+    with pytest.raises(extras.MissingExtraError, match=r"the Beam build .*needs the optional "
+                                                       r"package apache-beam.*tfspk\[beam\]"):
+        build_split_beam([], BuildConfig(str(tmp_path / "o"), "train", 1))
+    assert not (tmp_path / "o").exists()
+
+
+def test_extract_names_a_truncated_shard(built, saved_model, tmp_path, capsys):
+    from eval import extract
+    out = copy_data(built, tmp_path)
+    shard = os.path.join(out, "train-00000-of-00002.tfrecord")
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[:-7])
+    status, text = run_cli(extract, [f"--saved_model={saved_model}", "--input_format=tfrecords",
+                                     f"--input={os.path.join(out, 'train-*.tfrecord')}",
+                                     f"--output={tmp_path / 'e.npz'}"], capsys)
+    assert status == 2 and "train-00000-of-00002.tfrecord" in text, text
+    assert "Traceback" not in text and not (tmp_path / "e.npz").exists()
