@@ -19,6 +19,7 @@ from absl import app, flags
 
 from eval.score import ScoreFileError, read_scores
 from tfspk import calibration
+from tfspk.shards.cli import user_errors
 from tfspk.trials import read_trials
 
 
@@ -100,6 +101,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> calibration.Calibration:
     return cal
 
 
+@user_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -831,3 +831,27 @@ def test_extract_names_a_truncated_shard(built, saved_model, tmp_path, capsys):
                                      f"--output={tmp_path / 'e.npz'}"], capsys)
     assert status == 2 and "train-00000-of-00002.tfrecord" in text, text
     assert "Traceback" not in text and not (tmp_path / "e.npz").exists()
+
+
+@pytest.mark.parametrize("case", ["verify", "identify", "enroll", "embed", "score",
+                                  "calibrate"])
+def test_inference_and_scoring_user_errors_exit_2_without_a_traceback(tmp_path, case):
+    missing = str(tmp_path / "nope")
+    clip = write_wav(tmp_path / "a.wav", fx.speech_like(1.0, seed=1))
+    args, named = {
+        "verify": (["tfspk.verify", f"--model={missing}", clip, clip], f"--model={missing}"),
+        "identify": (["tfspk.identify", f"--model={missing}", f"--db={missing}", clip],
+                     f"--model={missing}"),
+        "enroll": (["tfspk.enroll", f"--model={missing}", f"--db={tmp_path / 'db'}",
+                    "--speaker=a", clip], f"--model={missing}"),
+        "embed": (["tfspk.embed", f"--model={missing}", f"--output={tmp_path / 'e.npz'}",
+                   clip], f"--model={missing}"),
+        "score": (["eval.score", f"--trials={missing}.txt", f"--embeddings={missing}.npz",
+                   f"--output_dir={tmp_path / 'out'}"], "nope"),
+        "calibrate": (["eval.calibrate", f"--scores={missing}.txt", f"--trials={missing}.txt",
+                       f"--output={tmp_path / 'c.json'}"], "nope.txt"),
+    }[case]
+    result = run_subprocess(args, timeout=180)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "db").exists() and not (tmp_path / "c.json").exists()
