@@ -107,7 +107,8 @@ def test_frame_centres_agree_in_export_probes_and_tf_data(snip_edges, sample_rat
     window = geometry["frame_length_samples"]
     interior = [i for i in range(NUM_FRAMES)
                 if support[i][1] - support[i][0] == window]
-    assert len(interior) >= NUM_FRAMES - 4 and interior == list(range(interior[0], interior[-1] + 1))
+    assert len(interior) >= NUM_FRAMES - 4
+    assert interior == list(range(interior[0], interior[-1] + 1))
     measured_mfcc = support.mean(axis=1)  # (first + one past last) / 2
     expected = embedder.frame_centres("mfcc", NUM_FRAMES)
     np.testing.assert_array_equal(measured_mfcc[interior], expected[interior])

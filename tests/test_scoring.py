@@ -46,7 +46,8 @@ def test_as_listed_looks_ids_up_with_their_extension(tmp_path):
     assert first[:2] == ["spk0/sess/00000.wav", "spk0/sess/00001.wav"]
     # The default strips the extension, so these ids are not found; the error names the
     # file and the line of the first trial.
-    with pytest.raises(TrialListError, match=r"trials.txt:1: unknown utterance id .spk0/sess/00000."):
+    with pytest.raises(TrialListError,
+                       match=r"trials.txt:1: unknown utterance id .spk0/sess/00000."):
         scoring.score_trials(trials, listed, tmp_path / "out2")
 
 

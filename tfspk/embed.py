@@ -70,7 +70,7 @@ def partial_path(output: str) -> str:
 
 
 def _atomic_npz(path: str, ids, embeddings, speakers) -> None:
-    from eval import embeddings as embeddings_io
+    from tfspk.scoring import embeddings as embeddings_io
 
     temporary = f"{path}.tmp{os.getpid()}.npz"
     embeddings_io.save_embeddings(temporary, ids, embeddings, speakers)
@@ -81,7 +81,7 @@ def _atomic_npz(path: str, ids, embeddings, speakers) -> None:
 
 def _read_done(output: str):
     """(ids, embeddings, speakers) already embedded, from the partial or final output."""
-    from eval import embeddings as embeddings_io
+    from tfspk.scoring import embeddings as embeddings_io
 
     for path in (partial_path(output), output):
         if os.path.isfile(path) and path.endswith(".npz"):

@@ -15,6 +15,10 @@ high PER. The paper allows CTC or a segmental loss; both are here (`--per_loss`)
   nothing else: PER 1.0 at every layer).
 
 `python -m probes.phone_recognition --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Here: the configuration, the training loop, PER per layer and the outputs; the model,
+losses and decoding are `tfspk.probes.recognizer`, the examples `tfspk.probes.phone_examples`
+(both re-exported here).
 """
 from __future__ import annotations
 
@@ -27,27 +31,19 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfspk import phones
-
-from tfspk.probes import data
-from tfspk.probes.edit_distance import EditCounts, edit_distance, fold_label, fold_phones
+from tfspk.probes.edit_distance import EditCounts, edit_distance
 from tfspk.probes.frames import FrameEmbedder
+# Re-exported: this module's names before the recognizer and examples had their own.
+from tfspk.probes.phone_examples import (  # noqa: F401
+    Batch, Example, Normaliser, collect_examples, encode, frame_phone_labels, pad_batch,
+    training_pieces, is_usable)
+from tfspk.probes.recognizer import (  # noqa: F401
+    BLANK, LOSS_FUNCTIONS, LOSSES, SYMBOLS, UNLABELLED, PhoneRecognizer, ctc_loss,
+    ctc_min_frames, decode_frames, framewise_loss, greedy_ctc_decode, merge_repeats,
+    output_symbols)
 from tfspk.probes.report import Artifact, write_csv, write_json
 
 PROBE = "phone_recognition"
-LOSSES = ("framewise", "ctc")
-BLANK = 0
-#: CTC output symbols: the blank, then the 39 folded phones.
-SYMBOLS: tuple[str, ...] = ("<blank>",) + phones.TIMIT39
-#: Frame label of a frame no phone owns (q, or outside the alignment): no loss there.
-UNLABELLED = -1
-
-
-def output_symbols(loss: str) -> tuple[str, ...]:
-    """The recognizer's output classes for `loss`: framewise has no blank."""
-    if loss not in LOSSES:
-        raise ValueError(f"{PROBE}: unknown loss {loss!r}; choose one of {LOSSES}")
-    return SYMBOLS if loss == "ctc" else phones.TIMIT39
 
 
 @dataclasses.dataclass
@@ -78,216 +74,10 @@ class RecognizerConfig:
         output_symbols(self.loss)   # validates the loss name
 
 
-@keras.saving.register_keras_serializable(package="probes")
-class PhoneRecognizer(keras.Model):
-    """Stacked (Bi)LSTM over `[B, T, D]` frames with explicit lengths -> `[B, T, C]` logits."""
-
-    def __init__(self, num_symbols: int = len(SYMBOLS), units: int = 128, num_layers: int = 2,
-                 bidirectional: bool = True, seed: Optional[int] = None, **kwargs):
-        """`seed` (an int) makes the initial weights reproducible without touching the
-        global random state; None draws them from Keras' global generator."""
-        super().__init__(**kwargs)
-        self.num_symbols = num_symbols
-        self.units = units
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.seed = seed
-        seeds = iter(range(3 * (2 * num_layers + 1)))
-
-        def initializers():
-            # Every weight matrix gets its own seed (a shared int seed would give the
-            # forward and backward LSTMs the same start).
-            if seed is None:
-                return {}
-            return {"kernel_initializer": keras.initializers.GlorotUniform(
-                        seed=seed * 1000 + next(seeds)),
-                    "recurrent_initializer": keras.initializers.Orthogonal(
-                        seed=seed * 1000 + next(seeds))}
-
-        self.recurrent = []
-        for index in range(num_layers):
-            lstm = keras.layers.LSTM(units, return_sequences=True, name=f"lstm{index + 1}",
-                                     **initializers())
-            if bidirectional:
-                backward = keras.layers.LSTM(units, return_sequences=True, go_backwards=True,
-                                             name=f"lstm{index + 1}_backward", **initializers())
-                lstm = keras.layers.Bidirectional(lstm, backward_layer=backward,
-                                                  name=f"bilstm{index + 1}")
-            self.recurrent.append(lstm)
-        output_init = ({} if seed is None else {"kernel_initializer":
-                       keras.initializers.GlorotUniform(seed=seed * 1000 + next(seeds))})
-        self.output_layer = keras.layers.Dense(num_symbols, name="logits", **output_init)
-
-    def call(self, inputs, training=None):
-        frames, lengths = inputs
-        # Padding must not leak into the backward LSTM, hence an explicit mask.
-        mask = tf.sequence_mask(lengths, tf.shape(frames)[1])
-        x = frames
-        for layer in self.recurrent:
-            x = layer(x, mask=mask, training=training)
-        return self.output_layer(x)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_symbols=self.num_symbols, units=self.units,
-                      num_layers=self.num_layers, bidirectional=self.bidirectional,
-                      seed=self.seed)
-        return config
-
-
-@dataclasses.dataclass
-class Example:
-    frames: np.ndarray          # [T, D]
-    targets: list[int]          # CTC symbol ids of the folded reference (no blanks)
-    reference: list[str]        # folded reference phones
-    frame_labels: np.ndarray    # [T] index into TIMIT39 of each frame's phone, or UNLABELLED
-
-
-def encode(labels61: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Folded reference (q removed) and its CTC symbol ids."""
-    reference = fold_phones(labels61)
-    return reference, [SYMBOLS.index(label) for label in reference]
-
-
-def frame_phone_labels(embedder: FrameEmbedder, layer: str, utt,
-                       num_frames: int) -> np.ndarray:
-    """`[num_frames]` index into TIMIT39 of the folded phone owning each frame of `layer`.
-
-    A frame belongs to the phone whose segment holds its centre (`segment_frames`). A phone
-    too short to hold a centre claims its nearest frame; taking it from the neighbour
-    keeps the short phone in the frame sequence. Frames of q (deleted by the folding) and
-    frames outside the alignment are UNLABELLED.
-    """
-    labels = np.full(num_frames, UNLABELLED, np.int32)
-    for phone, piece in zip(utt.phones, data.segment_slices(embedder, layer, utt, num_frames)):
-        folded = fold_label(phone.label)
-        labels[piece] = UNLABELLED if folded is None else phones.TIMIT39.index(folded)
-    return labels
-
-
-def ctc_min_frames(targets: Sequence[int]) -> int:
-    """Frames CTC needs for `targets`: one per label plus a blank between repeats."""
-    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
-    return len(targets) + repeats
-
-
-def merge_repeats(frame_symbols: Sequence[int]) -> list[int]:
-    """Runs of the same symbol collapsed to one: a framewise transcription."""
-    merged = []
-    for symbol in frame_symbols:
-        symbol = int(symbol)
-        if not merged or merged[-1] != symbol:
-            merged.append(symbol)
-    return merged
-
-
-def greedy_ctc_decode(frame_symbols: Sequence[int], blank: int = BLANK) -> list[int]:
-    """Best-path decoding: merge runs of the same symbol, then drop blanks."""
-    return [symbol for symbol in merge_repeats(frame_symbols) if symbol != blank]
-
-
-def decode_frames(frame_symbols: Sequence[int], loss: str) -> list[str]:
-    """Phone labels from per-frame best symbols of a recognizer trained with `loss`."""
-    symbols = output_symbols(loss)
-    ids = greedy_ctc_decode(frame_symbols) if loss == "ctc" else merge_repeats(frame_symbols)
-    return [symbols[i] for i in ids]
-
-
-def collect_examples(embedder: FrameEmbedder, utterances, layer: str,
-                     progress: bool = True) -> list[Example]:
-    examples = []
-    for utt, frames in data.embed_utterances(embedder, utterances, [layer],
-                                             f"{PROBE}: {layer}", progress):
-        reference, targets = encode(data.phone_labels(utt))
-        layer_frames = frames[layer]
-        # float16 halves memory; the recognizer computes in float32 after normalisation.
-        examples.append(Example(layer_frames.astype(np.float16), targets, reference,
-                                frame_phone_labels(embedder, layer, utt, len(layer_frames))))
-    return examples
-
-
-class _Normaliser:
-    """Per-dimension standardisation with training-set statistics: layers differ in scale
-    by orders of magnitude (MFCC vs ReLU outputs) and one learning rate must fit all."""
-
-    def __init__(self, examples: Sequence[Example]):
-        stacked = np.concatenate([ex.frames.astype(np.float64) for ex in examples])
-        self.mean = stacked.mean(axis=0)
-        self.scale = 1.0 / np.maximum(stacked.std(axis=0), 1e-5)
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return ((frames.astype(np.float64) - self.mean) * self.scale).astype(np.float32)
-
-
-@dataclasses.dataclass
-class _Batch:
-    frames: np.ndarray          # [B, T, D] float32, zero padded
-    lengths: np.ndarray         # [B]
-    labels: np.ndarray          # [B, L] CTC targets, zero padded
-    label_lengths: np.ndarray   # [B]
-    frame_labels: np.ndarray    # [B, T], UNLABELLED on padding
-
-
-def _pad_batch(batch: Sequence[Example], normaliser: _Normaliser) -> _Batch:
-    lengths = np.array([len(ex.frames) for ex in batch], np.int32)
-    frames = np.zeros((len(batch), lengths.max(), batch[0].frames.shape[1]), np.float32)
-    frame_labels = np.full((len(batch), lengths.max()), UNLABELLED, np.int32)
-    for row, ex in enumerate(batch):
-        frames[row, :lengths[row]] = normaliser(ex.frames)
-        frame_labels[row, :lengths[row]] = ex.frame_labels
-    label_lengths = np.array([len(ex.targets) for ex in batch], np.int32)
-    labels = np.zeros((len(batch), max(label_lengths.max(), 1)), np.int32)
-    for row, ex in enumerate(batch):
-        labels[row, :len(ex.targets)] = ex.targets
-    return _Batch(frames, lengths, labels, label_lengths, frame_labels)
-
-
-def ctc_loss(logits, batch_tensors):
-    """Mean CTC loss per utterance."""
-    lengths, labels, label_lengths, _ = batch_tensors
-    return tf.reduce_mean(tf.nn.ctc_loss(labels, logits, label_lengths, lengths,
-                                         logits_time_major=False, blank_index=BLANK))
-
-
-def framewise_loss(logits, batch_tensors):
-    """Mean cross-entropy per labelled frame (padding and UNLABELLED frames excluded)."""
-    _, _, _, frame_labels = batch_tensors
-    labelled = tf.cast(frame_labels != UNLABELLED, logits.dtype)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.maximum(frame_labels, 0), logits=logits)
-    return tf.reduce_sum(losses * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
-
-
-_LOSS_FUNCTIONS = {"ctc": ctc_loss, "framewise": framewise_loss}
-
-
-def training_pieces(examples: Sequence[Example], chunk_frames: int,
-                    rng: np.random.Generator) -> list[Example]:
-    """Framewise training sequences: each example cut into pieces of `chunk_frames` frames
-    from a random phase (so piece ends move between epochs); pieces without a labelled
-    frame are dropped. `chunk_frames=0` keeps whole examples."""
-    if chunk_frames <= 0:
-        return list(examples)
-    pieces = []
-    for example in examples:
-        cuts = list(range(int(rng.integers(chunk_frames)), len(example.frames), chunk_frames))
-        for start, stop in zip([0] + cuts, cuts + [len(example.frames)]):
-            labels = example.frame_labels[start:stop]
-            if stop > start and (labels != UNLABELLED).any():
-                pieces.append(Example(example.frames[start:stop], [], [], labels))
-    return pieces
-
-
-def _usable(example: Example, loss: str) -> bool:
-    if loss == "ctc":
-        return bool(example.targets) and len(example.frames) >= ctc_min_frames(example.targets)
-    return bool((example.frame_labels != UNLABELLED).any())
-
-
 @dataclasses.dataclass
 class TrainedRecognizer:
     model: PhoneRecognizer
-    normaliser: _Normaliser
+    normaliser: Normaliser
     loss: str
     losses: list[float]          # mean training loss per epoch
     skipped: int                 # training utterances unusable for the loss
@@ -306,7 +96,7 @@ class TrainedRecognizer:
 
         best = []
         for start in range(0, len(examples), batch_size):
-            batch = _pad_batch(examples[start:start + batch_size], self.normaliser)
+            batch = pad_batch(examples[start:start + batch_size], self.normaliser)
             symbols = best_path(batch.frames, batch.lengths).numpy()
             best.extend(symbols[row, :length] for row, length in enumerate(batch.lengths))
         return best
@@ -320,16 +110,16 @@ class TrainedRecognizer:
 def train_recognizer(examples: Sequence[Example], config: RecognizerConfig,
                      progress: bool = True) -> TrainedRecognizer:
     """Trains a PhoneRecognizer with Adam in a custom loop (one device)."""
-    usable = [ex for ex in examples if _usable(ex, config.loss)]
+    usable = [ex for ex in examples if is_usable(ex, config.loss)]
     if not usable:
         raise ValueError(f"{PROBE}: no training utterance is usable for the {config.loss} "
                          "loss (too few frames for its phones, or no labelled frame)")
-    normaliser = _Normaliser(usable)
+    normaliser = Normaliser(usable)
     # The seed reaches the initializers; the global random state is left alone.
     model = PhoneRecognizer(len(output_symbols(config.loss)), config.units, config.num_layers,
                             config.bidirectional, seed=config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clip_norm)
-    loss_function = _LOSS_FUNCTIONS[config.loss]
+    loss_function = LOSS_FUNCTIONS[config.loss]
     dims = usable[0].frames.shape[1]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, dims], tf.float32),
@@ -354,7 +144,7 @@ def train_recognizer(examples: Sequence[Example], config: RecognizerConfig,
         order = rng.permutation(len(sequences))
         epoch_losses = []
         for start in range(0, len(order), config.batch_size):
-            batch = _pad_batch([sequences[i] for i in order[start:start + config.batch_size]],
+            batch = pad_batch([sequences[i] for i in order[start:start + config.batch_size]],
                                normaliser)
             epoch_losses.append(float(step(batch.frames, batch.lengths, batch.labels,
                                            batch.label_lengths, batch.frame_labels)))

@@ -1,7 +1,8 @@
 """Embedding files: one `.npz` per set, no pickles.
 
 Keys: `ids` (str [N], utterance ids), `embeddings` (float32 [N, D]) and
-optionally `speakers` (str [N]). Written by `eval.extract` (and `tfspk.embed`), read by `eval.score` (`tfspk.scoring`).
+optionally `speakers` (str [N]). Written by `eval.extract` (and `tfspk.embed`), read by
+`eval.score` (`tfspk.scoring.score`).
 Ids are unique, except in enrollment files where `allow_duplicate_ids=True`
 lets several rows share an id (one enrollment model from several utterances).
 """
