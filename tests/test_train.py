@@ -9,20 +9,25 @@ import time
 
 import pytest
 
+import dataclasses
+
 from tfspk import model_spec as spec_lib
+from tfspk.training import config as config_lib
 from tfspk.training import trainer
 
 TINY = dict(conv_filters=(64, 64, 64, 128), fc_units=(128, 64))
 
 
-def tiny_config(shards, model_dir, **overrides):
-    spec = spec_lib.ModelSpec(**TINY)
-    values = dict(model_dir=str(model_dir), train_data=shards["train"], spec=spec,
+def tiny_config(shards, model_dir, spec=None, **overrides):
+    """A TrainConfig from flag names (`batch_size=8`); `spec` replaces the model."""
+    values = dict(model_dir=str(model_dir), train_data=shards["train"],
+                  conv_filters=TINY["conv_filters"], fc_units=TINY["fc_units"],
                   batch_size=16, max_steps=10, log_every=5, checkpoint_every=5,
                   shuffle_buffer=64, optimizer="adam", learning_rate=0.001,
                   record_graph=False, seed=1)
     values.update(overrides)
-    return trainer.TrainConfig(**values)
+    config = config_lib.from_values(**values)
+    return dataclasses.replace(config, model=spec) if spec is not None else config
 
 
 def test_loss_falls_and_validation_eer_drops(voxceleb_shards, tmp_path):
@@ -45,8 +50,9 @@ def test_loss_falls_and_validation_eer_drops(voxceleb_shards, tmp_path):
 
 def test_resume_refuses_a_different_model(voxceleb_shards, tmp_path):
     trainer.train(tiny_config(voxceleb_shards, tmp_path, max_steps=1))
-    other = tiny_config(voxceleb_shards, tmp_path, max_steps=2)
-    other.spec = spec_lib.ModelSpec(conv_filters=(16, 16, 16, 16), fc_units=(16, 8))
+    other = tiny_config(voxceleb_shards, tmp_path, max_steps=2,
+                        spec=spec_lib.ModelSpec(conv_filters=(16, 16, 16, 16),
+                                                fc_units=(16, 8)))
     with pytest.raises(ValueError, match="different model"):
         trainer.train(other)
 
@@ -235,6 +241,9 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
 
 @pytest.mark.parametrize("options", [
     dict(features_on_device=True, augment_probability=0.5),
+    dict(augment_noise=0.3, augment_babble=0.3, augment_exclusive=False, augment_reverb=0.5,
+         augment_speed=0.5, augment_specaugment=0.5, babble_speakers=(1, 2),
+         noise_snrs=(3.0, 9.0), snr_sampling="uniform"),
     dict(mixed_precision="mixed_bfloat16"),
     dict(mixed_precision="mixed_float16"),
     dict(xla=True),
@@ -244,7 +253,7 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
                                  fc_units=(32, 32))),
     dict(spec=spec_lib.ModelSpec(architecture="frame_level_cnn", **TINY),
          optimizer="sgd", momentum=0.9, lr_schedule="cosine", warmup_steps=2),
-], ids=["features_on_device", "bfloat16", "float16", "xla", "aam_attentive_bn", "xvector",
+], ids=["features_on_device", "every_augmentation", "bfloat16", "float16", "xla", "aam_attentive_bn", "xvector",
         "frame_level_sgd_cosine"])
 def test_training_options_run_and_stay_finite(voxceleb_shards, tmp_path, options):
     import math
@@ -252,7 +261,7 @@ def test_training_options_run_and_stay_finite(voxceleb_shards, tmp_path, options
     import keras
 
     augmentation = os.path.join(os.path.dirname(voxceleb_shards["corpus"]), "aug")
-    if options.get("augment_probability"):
+    if options.get("augment_probability") or options.get("augment_noise"):
         from tfspk.synth import corpus
         if not os.path.exists(os.path.join(augmentation, "summary.json")):
             corpus.generate_augmentation(augmentation, num_speakers=2, utts_per_speaker=2,

@@ -31,8 +31,9 @@ index) or a seeded shuffle, every parallel map keeps order and
 """
 from __future__ import annotations
 
+import os
 import random
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -240,18 +241,45 @@ def _balanced(dataset: tf.data.Dataset, speakers: int, per_speaker: int,
     return grouped.unbatch()
 
 
+def _shard_set_weights(patterns: list, label_offsets, set_speakers) -> list[float] | None:
+    """Sampling probability of each shard set (None: the globs form one pool)."""
+    if label_offsets is None and set_speakers is None:
+        return None
+    for name, values in (("label_offsets", label_offsets), ("set_speakers", set_speakers)):
+        if values is not None and len(values) != len(patterns):
+            raise ValueError(f"{name} has {len(values)} entries for {len(patterns)} shard "
+                             f"sets ({', '.join(map(str, patterns))})")
+    if set_speakers is None:
+        return [1.0 / len(patterns)] * len(patterns)
+    if any(count < 1 for count in set_speakers):
+        raise ValueError(f"set_speakers must all be >= 1, got {list(set_speakers)}")
+    total = float(sum(set_speakers))
+    return [count / total for count in set_speakers]
+
+
 def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
                   feature_options: Mapping[str, Any] | None = None, cmn: bool | str = True,
                   augmentation: AugmentationConfig | None = None,
                   augmentation_sources: AugmentationSources | None = None,
                   speaker_balanced: tuple[int, int] | None = None, seed: int | None = None,
                   input_context: tf.distribute.InputContext | None = None,
-                  features_on_device: bool = False, shuffle_buffer: int = 1024,
-                  cycle_length: int = 8, sample_rate: int = 16000) -> tf.data.Dataset:
+                  features_on_device: bool = False, shuffle_buffer: int = 2048,
+                  cycle_length: int = 8, sample_rate: int = 16000,
+                  label_offsets: Sequence[int] | None = None,
+                  set_speakers: Sequence[int] | None = None) -> tf.data.Dataset:
     """Infinite training batches of fixed-length crops from `tfspk.schema` shards.
 
     Args:
       file_pattern: glob (or list of globs) of TFRecord shards with speaker labels.
+        Without `label_offsets`/`set_speakers` the globs' files form one pool.
+        With either, each glob is a shard set with its own pipeline: its labels are
+        shifted by `label_offsets[i]` (sets built with different speaker maps would
+        otherwise share labels), and set i is drawn with probability
+        `set_speakers[i] / sum(set_speakers)` (uniformly without `set_speakers`).
+        Weighting a set by its speakers makes the sampler speaker-balanced across
+        sets: a speaker of a small real-speech set is drawn about as often as one of
+        a large synthetic set (exactly so when each set has as many utterances per
+        speaker).
       batch_size: examples per yielded batch, i.e. per replica: under
         `strategy.distribute_datasets_from_function` pass
         `input_context.get_per_replica_batch_size(global_batch_size)`.
@@ -269,6 +297,7 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
       shuffle_buffer: examples (whole utterances) in the shuffle buffer.
       cycle_length: shards read in parallel.
       sample_rate: expected rate of every example; a mismatch is an error.
+      label_offsets, set_speakers: per shard set (see `file_pattern`).
 
     Yields:
       ({"features": [B, num_frames, C] float32, "lengths": [B] int32}, labels [B] int32),
@@ -276,7 +305,13 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
       "plan": {...}, "sources": {...}}, labels), "plan"/"sources" holding what
       augmentation needs (empty without it).
     """
-    files = _shard_files_checked(file_pattern, require_examples=True)
+    patterns = ([file_pattern] if isinstance(file_pattern, (str, os.PathLike))
+                else list(file_pattern))
+    weights = _shard_set_weights(patterns, label_offsets, set_speakers)
+    groups = [patterns] if weights is None else [[pattern] for pattern in patterns]
+    offsets = list(label_offsets) if label_offsets is not None else [0] * len(groups)
+    files_per_set = [_shard_files_checked(group if len(group) > 1 else group[0],
+                                          require_examples=True) for group in groups]
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if augmentation is not None and augmentation.source_kinds:
@@ -289,17 +324,29 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
         seed = random.SystemRandom().randrange(2**31 - 1)
     pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
     base_seed = _pipeline_seed(seed, pipeline_id)
-    files, shard_examples = _shard_files(files, input_context)
     crop_samples = samples_for_frames(num_frames, feature_options, sample_rate)
     frontend = make_frontend(feature_options, cmn, sample_rate)
 
-    records = _records_with_filenames(files, cycle_length=cycle_length, seed=base_seed,
-                                      repeat=True)
-    if shard_examples:
-        records = records.shard(input_context.num_input_pipelines, pipeline_id)
-    records = records.shuffle(shuffle_buffer, seed=base_seed + 1, reshuffle_each_iteration=True)
-    examples = records.map(lambda record, path: _parse_checked(record, path, sample_rate, True),
-                           num_parallel_calls=tf.data.AUTOTUNE)
+    per_set = []
+    for index, (files, offset) in enumerate(zip(files_per_set, offsets)):
+        # Set 0 keeps the seeds a single pool always had; set i > 0 gets its own.
+        set_seed = base_seed + 1000 * index
+        files, shard_examples = _shard_files(files, input_context)
+        records = _records_with_filenames(files, cycle_length=cycle_length, seed=set_seed,
+                                          repeat=True)
+        if shard_examples:
+            records = records.shard(input_context.num_input_pipelines, pipeline_id)
+        records = records.shuffle(shuffle_buffer, seed=set_seed + 1,
+                                  reshuffle_each_iteration=True)
+        parsed = records.map(lambda record, path: _parse_checked(record, path, sample_rate,
+                                                                 True),
+                             num_parallel_calls=tf.data.AUTOTUNE)
+        if offset:
+            parsed = parsed.map(lambda example, offset=offset: dict(
+                example, label=example["label"] + offset))
+        per_set.append(parsed)
+    examples = per_set[0] if len(per_set) == 1 else tf.data.Dataset.sample_from_datasets(
+        per_set, weights=weights, seed=base_seed + 2)
     examples = examples.enumerate().map(
         lambda index, example: _crop_example(
             index, example, base_seed=base_seed, crop_samples=crop_samples,

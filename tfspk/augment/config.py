@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+
+from tfspk.flagspec import Each, Range, Rule, field
 
 SNR_SAMPLING = ("discrete", "uniform")
+_PROBABILITY = Range(0, 1)
+_NON_EMPTY = Rule(lambda values: len(values) > 0 and all(math.isfinite(v) for v in values),
+                  "a non-empty comma-separated list of finite numbers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,26 +32,58 @@ class AugmentationConfig:
     follow Kaldi, where a perturbed copy is a new speaker: factor j gives label
     `label + (j + 1) * speed_label_offset`, and the classifier needs `num_classes(n)`
     outputs.
+
+    Every field is a `tfspk.train` flag (`--augment_<kind>` for the probabilities, the
+    field name for the rest); the defaults are Kaldi's VoxCeleb v2 recipe values
+    (egs/voxceleb/v2/run.sh: MUSAN noise 0-15 dB, music 5-15 dB, babble 3-7 speakers at
+    13-20 dB, speed 0.9/1.1), with every kind off until its probability is set.
     """
 
-    reverb: float = 0.0
-    noise: float = 0.0
-    music: float = 0.0
-    babble: float = 0.0
-    exclusive: bool = True
-    speed: float = 0.0
-    specaugment: float = 0.0
-    noise_snrs: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0)
-    music_snrs: tuple[float, ...] = (5.0, 8.0, 10.0, 15.0)
-    babble_snrs: tuple[float, ...] = (13.0, 15.0, 17.0, 20.0)
-    snr_sampling: str = "discrete"
-    babble_speakers: tuple[int, int] = (3, 7)
-    speed_factors: tuple[float, ...] = (0.9, 1.1)
-    speed_label_offset: int | None = None
-    num_time_masks: int = 1
-    max_time_mask_frames: int = 20
-    num_freq_masks: int = 1
-    max_freq_mask_bins: int = 8
+    reverb: float = field(0.0, "Probability of reverberating an example with a room impulse "
+                          "response (needs --augmentation_data).", flag="augment_reverb",
+                          rule=_PROBABILITY)
+    noise: float = field(0.0, "Probability of adding MUSAN noise.", flag="augment_noise",
+                         rule=_PROBABILITY)
+    music: float = field(0.0, "Probability of adding MUSAN music.", flag="augment_music",
+                         rule=_PROBABILITY)
+    babble: float = field(0.0, "Probability of adding babble (several MUSAN speech "
+                          "sources).", flag="augment_babble", rule=_PROBABILITY)
+    exclusive: bool = field(True, "At most one of reverb/noise/music/babble per example "
+                            "(Kaldi); else reverb is drawn independently of the additive "
+                            "kinds.", flag="augment_exclusive")
+    speed: float = field(0.0, "Probability of speed perturbation (one of --speed_factors).",
+                         flag="augment_speed", rule=_PROBABILITY)
+    specaugment: float = field(0.0, "Probability of SpecAugment time/frequency masks on "
+                               "the MFCCs.", flag="augment_specaugment", rule=_PROBABILITY)
+    noise_snrs: tuple[float, ...] = field((0.0, 5.0, 10.0, 15.0), "SNRs (dB) of added noise "
+                                          "(Kaldi: 0,5,10,15).", rule=_NON_EMPTY)
+    music_snrs: tuple[float, ...] = field((5.0, 8.0, 10.0, 15.0), "SNRs (dB) of added music "
+                                          "(Kaldi: 5,8,10,15).", rule=_NON_EMPTY)
+    babble_snrs: tuple[float, ...] = field((13.0, 15.0, 17.0, 20.0), "SNRs (dB) of each "
+                                           "babble source (Kaldi: 13,15,17,20).",
+                                           rule=_NON_EMPTY)
+    snr_sampling: str = field("discrete", "'discrete': an SNR from the list (Kaldi); "
+                              "'uniform': uniform between its minimum and maximum.",
+                              choices=SNR_SAMPLING)
+    babble_speakers: tuple[int, int] = field((3, 7), "min,max speech sources per babble "
+                                             "(Kaldi: 3,7).",
+                                             rule=Rule(lambda v: 1 <= v[0] <= v[1]
+                                                       and len(v) == 2,
+                                                       "two integers min,max with "
+                                                       "1 <= min <= max"))
+    speed_factors: tuple[float, ...] = field((0.9, 1.1), "Speed factors of perturbed "
+                                             "crops (Kaldi: 0.9,1.1).",
+                                             rule=Each(Range(0, low_open=True), "numbers"))
+    speed_label_offset: int | None = field(None, "Unset: a perturbed crop keeps its "
+                                           "speaker; N (Kaldi: the number of speakers): "
+                                           "factor j gives label + (j + 1) * N, a new "
+                                           "speaker.", rule=Range(1, allow_none=True))
+    num_time_masks: int = field(1, "SpecAugment time masks.", rule=Range(0))
+    max_time_mask_frames: int = field(20, "Widest SpecAugment time mask (frames).",
+                                      rule=Range(0))
+    num_freq_masks: int = field(1, "SpecAugment frequency masks.", rule=Range(0))
+    max_freq_mask_bins: int = field(8, "Widest SpecAugment frequency mask (coefficients).",
+                                    rule=Range(0))
 
     def __post_init__(self):
         for name in ("reverb", "noise", "music", "babble", "speed", "specaugment"):

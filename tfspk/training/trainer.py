@@ -1,13 +1,15 @@
 """The custom training loop shared by every tf.distribute strategy.
 
 Before anything is written to `model_dir`, `preflight` checks the whole run: every
-setting in range (`validate_config`, naming the field and its flag), the model spec
-against the one already in `model_dir`, the training shards (`tfspk.shards.verify.
-check_shard_set`: only shard files, each whole as its metadata records, at least one
-example) and the validation shards and trials. Then the chief holds `model_dir`'s lock
-(`tfspk.locking.DirectoryLock`; a second run is refused naming the holder, a killed
-run's lock is taken over), deletes the `ckpt-N_temp` leftovers of a run killed while
-saving, and trains.
+setting in range (`validate_config`, naming the field and its flag), each training
+shard set (`tfspk.shards.verify.check_shard_set`: only shard files, each whole as its
+metadata records, at least one example) and its speaker map, the model spec against the
+one already in `model_dir`, the validation shards and that every utterance the
+validation trials name is in them, and a fine-tuning source (`finetune`). Then the
+chief holds `model_dir`'s lock (`tfspk.locking.DirectoryLock`; a second run is refused
+naming the holder, a killed run's lock is taken over), writes the resolved config
+(`config.json`, `flags.txt`), deletes the `ckpt-N_temp` leftovers of a run killed
+while saving, and trains.
 """
 from __future__ import annotations
 
@@ -25,114 +27,37 @@ import tensorflow as tf
 
 from tfspk import model_spec as spec_lib
 from tfspk.layers.margin import linear_margin_schedule
-from tfspk.training import checkpointing, optim, strategies, summaries
+from tfspk.training import checkpointing, finetune, optim, strategies, summaries
+from tfspk.training.config import (MIXED_PRECISION, DataConfig, OptimConfig,  # noqa: F401
+                                   TrainConfig, TrainConfigError, validate_config)
 
-MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    model_dir: str
-    train_data: str
-    spec: spec_lib.ModelSpec = dataclasses.field(default_factory=spec_lib.ModelSpec)
-    validation_data: str = ""
-    validation_trials: str = ""
-    speakers_tsv: str = ""
-    batch_size: int = 32
-    num_frames: int = 200
-    max_steps: int = 1000
-    strategy: str = "one_device"
-    tpu_address: str = ""
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 5
-    log_every: int = 100
-    validate_every: int = 1000
-    optimizer: str = "sgd"
-    learning_rate: float = 0.001
-    lr_schedule: str = "exponential"
-    lr_decay_steps: int = 50000
-    lr_decay_rate: float = 0.98
-    warmup_steps: int = 0
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    margin_warmup_steps: tuple[int, int] = (0, 0)
-    mixed_precision: str = "none"
-    xla: bool = False
-    augmentation_data: str = ""
-    augment_probability: float = 0.0
-    features_on_device: bool = False
-    shuffle_buffer: int = 2048
-    seed: int = 0
-    record_graph: bool = True
-    verify_shards: str = "size"
+__all__ = ["DataConfig", "OptimConfig", "Preflight", "TrainConfig", "TrainConfigError",
+           "preflight", "train", "validate_config"]
 
 
-class TrainConfigError(ValueError):
-    """A TrainConfig value is out of range; the message names the field and its flag."""
+@dataclasses.dataclass(frozen=True)
+class ShardSets:
+    """The training shard sets (one per `--train_data` glob): the files `check_shard_set`
+    accepted, each set's speaker map and the offset added to its labels (sets sharing a
+    map share an offset), its number of speakers, and the total."""
 
-
-_POSITIVE_INTS = ("batch_size", "num_frames", "max_steps", "checkpoint_every",
-                  "keep_checkpoints", "log_every", "validate_every", "lr_decay_steps",
-                  "shuffle_buffer")
-
-
-def validate_config(config: TrainConfig) -> None:
-    """Raises TrainConfigError listing every out-of-range value as `field (--flag)`."""
-    problems = []
-
-    def need(ok, name, rule):
-        if not ok:
-            problems.append(f"{name} (--{name}) must be {rule}, got {getattr(config, name)!r}")
-
-    for name in _POSITIVE_INTS:
-        value = getattr(config, name)
-        need(isinstance(value, int) and value >= 1, name, "an integer >= 1")
-    lr = config.learning_rate
-    need(isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0, "learning_rate", "> 0")
-    need(0 < config.lr_decay_rate <= 1, "lr_decay_rate", "in (0, 1]")
-    need(isinstance(config.warmup_steps, int) and 0 <= config.warmup_steps,
-         "warmup_steps", ">= 0")
-    if config.lr_schedule == "cosine" and config.warmup_steps >= config.max_steps:
-        problems.append(f"warmup_steps (--warmup_steps) {config.warmup_steps} must be below "
-                        f"max_steps (--max_steps) {config.max_steps}")
-    need(0 <= config.momentum < 1, "momentum", "in [0, 1)")
-    need(config.weight_decay >= 0, "weight_decay", ">= 0")
-    need(0 <= config.augment_probability <= 1, "augment_probability", "in [0, 1]")
-    if config.augment_probability > 0 and not config.augmentation_data:
-        problems.append("augment_probability (--augment_probability) > 0 needs "
-                        "--augmentation_data")
-    need(config.mixed_precision in MIXED_PRECISION, "mixed_precision",
-         f"one of {MIXED_PRECISION}")
-    need(config.verify_shards in ("size", "full"), "verify_shards", "'size' or 'full'")
-    need(isinstance(config.seed, int) and config.seed >= 0, "seed", ">= 0")
-    warmup = tuple(config.margin_warmup_steps)
-    if len(warmup) != 2 or warmup[0] < 0 or warmup[1] < warmup[0]:
-        problems.append("margin_warmup_steps (--margin_warmup_steps) must be start,end with "
-                        f"0 <= start <= end, got {config.margin_warmup_steps!r}")
-    if bool(config.validation_data) != bool(config.validation_trials):
-        problems.append("--validation_data and --validation_trials go together, got "
-                        f"{config.validation_data!r} and {config.validation_trials!r}")
-    spec = config.spec
-    if any(int(n) < 1 for n in spec.conv_filters):
-        problems.append(f"conv_filters (--conv_filters) must all be >= 1, got "
-                        f"{list(spec.conv_filters)}")
-    if any(int(n) < 1 for n in spec.fc_units):
-        problems.append(f"fc_units (--fc_units) must all be >= 1, got {list(spec.fc_units)}")
-    if spec.head != "softmax":
-        if not 0 <= spec.margin < 1:
-            problems.append(f"margin (--margin) must be in [0, 1), got {spec.margin}")
-        if not spec.scale > 0:
-            problems.append(f"scale (--scale) must be > 0, got {spec.scale}")
-    if problems:
-        raise TrainConfigError("; ".join(problems))
+    globs: tuple[str, ...]
+    checked: tuple[Any, ...]
+    speaker_maps: tuple[str, ...]
+    label_offsets: tuple[int, ...]
+    speakers: tuple[int, ...]
+    num_speakers: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Preflight:
-    """What `preflight` established: the model spec and the training shards."""
+    """What `preflight` established: the resolved config (with `num_speakers`), its
+    model spec, the training shard sets and the fine-tuning source (or None)."""
 
+    config: TrainConfig
     spec: spec_lib.ModelSpec
-    shards: Any
+    shard_sets: ShardSets
+    init_source: finetune.InitSource | None = None
 
 
 def preflight(config: TrainConfig) -> Preflight:
@@ -140,14 +65,93 @@ def preflight(config: TrainConfig) -> Preflight:
     from tfspk import trials as trials_lib
     from tfspk.shards import verify
 
+    from tfspk.training import config as config_lib
+
     validate_config(config)
-    shards = verify.check_shard_set(config.train_data, "--train_data", config.verify_shards)
-    spec = _resolve_spec(config)
-    if config.validation_data:
-        verify.check_shard_set(config.validation_data, "--validation_data",
-                               config.verify_shards)
-        trials_lib.read_trials(config.validation_trials, self_trials="error")
-    return Preflight(spec, shards)
+    config = config_lib.resolve(config)
+    shard_sets = check_shard_sets(config)
+    config, spec = _resolve_spec(config, shard_sets)
+    data = config.data
+    if data.validation_data:
+        verify.check_shard_set(data.validation_data, "--validation_data", data.verify_shards)
+        trial_list = trials_lib.read_trials(data.validation_trials, self_trials="error")
+        check_trial_ids(trial_list, data.validation_data, data.validation_trials)
+    source = None
+    if config.init_from:
+        source = finetune.resolve_source(config.init_from)
+        finetune.check_compatible(source, spec)
+    if config.freeze_until:
+        # Names are checked against the real network now, not after the data pipeline.
+        finetune.frozen_layers(spec_lib.build_embedding_model(spec), config.freeze_until)
+    return Preflight(config, spec, shard_sets, source)
+
+
+def check_shard_sets(config: TrainConfig) -> ShardSets:
+    """Checks each `--train_data` glob and finds its speaker map (see ShardSets)."""
+    from tfspk.shards import verify
+
+    data = config.data
+    checked, maps = [], []
+    for index, glob in enumerate(data.train_data):
+        checked.append(verify.check_shard_set(glob, "--train_data", data.verify_shards))
+        if len(data.speakers_tsv) > 1:
+            maps.append(data.speakers_tsv[index])
+        elif data.speakers_tsv:
+            maps.append(data.speakers_tsv[0])
+        else:
+            maps.append(default_speakers_tsv(glob))
+    offsets, counts, known = [], [], {}
+    total = 0
+    for path in maps:
+        key = os.path.realpath(path)
+        if key not in known:
+            count = read_speaker_count(path)
+            if count < 1:
+                raise ValueError(f"--speakers_tsv={path}: no speakers")
+            known[key] = (total, count)
+            total += count
+        offsets.append(known[key][0])
+        counts.append(known[key][1])
+    return ShardSets(tuple(data.train_data), tuple(checked), tuple(maps), tuple(offsets),
+                     tuple(counts), total)
+
+
+def shard_utterance_ids(pattern: str) -> set[str]:
+    """The utt_ids of a shard glob: from the shards' sidecars (`tfrecords_tools.build`
+    writes one per shard), else by reading the records' `utt_id` feature."""
+    import tensorflow as tf
+
+    from tfspk import schema
+    from tfspk.shards import metadata
+
+    ids: set[str] = set()
+    for path in sorted(tf.io.gfile.glob(pattern)):
+        sidecar = path + ".json"
+        if tf.io.gfile.exists(sidecar):
+            try:
+                rows = metadata.read_json(sidecar).get("examples")
+            except metadata.MetadataError:
+                rows = None
+            if rows is not None:
+                ids.update(str(row[0]) for row in rows)
+                continue
+        compression = "GZIP" if path.endswith(".gz") else ""
+        for record in tf.data.TFRecordDataset(path, compression).as_numpy_iterator():
+            ids.add(schema.parse_example_numpy(record)["utt_id"])
+    return ids
+
+
+def check_trial_ids(trial_list, validation_data: str, validation_trials: str) -> None:
+    """Refuses, before step 1, trials naming utterances the validation shards lack
+    (training would otherwise stop at the first validation, maybe days later)."""
+    present = shard_utterance_ids(validation_data)
+    listed = {utt for trial in trial_list for utt in (trial.enroll, trial.test)}
+    missing = sorted(listed - present)
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise ValueError(f"--validation_trials={validation_trials} names {len(missing)} "
+                         f"utterance id(s) not in --validation_data={validation_data} "
+                         f"({len(present)} utterances): {shown}")
 
 
 def read_speaker_count(speakers_tsv: str) -> int:
@@ -188,11 +192,16 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _resolve_spec(config: TrainConfig) -> spec_lib.ModelSpec:
-    spec = config.spec
+def _resolve_spec(config: TrainConfig, shard_sets: ShardSets):
+    """(config, spec) with `num_speakers` from the speaker maps (and the speed-label
+    policy), checked against a `model_spec.json` already in `model_dir`."""
+    spec = config.model
+    classes = config.data.augmentation.num_classes(shard_sets.num_speakers)
     if spec.num_speakers <= 0:
-        spec = dataclasses.replace(spec, num_speakers=read_speaker_count(
-            config.speakers_tsv or default_speakers_tsv(config.train_data)))
+        spec = dataclasses.replace(spec, num_speakers=classes)
+    elif spec.num_speakers < classes:
+        raise ValueError(f"--num_speakers={spec.num_speakers} is below the {classes} classes "
+                         f"of --train_data ({', '.join(shard_sets.speaker_maps)})")
     existing = os.path.join(config.model_dir, spec_lib.SPEC_FILENAME)
     if os.path.exists(existing):
         saved = spec_lib.ModelSpec.load(config.model_dir)
@@ -200,29 +209,35 @@ def _resolve_spec(config: TrainConfig) -> spec_lib.ModelSpec:
             raise ValueError(
                 f"{existing} describes a different model than these flags; resume with the "
                 f"original flags or use a new --model_dir.\nsaved: {saved}\nnow:   {spec}")
-    return spec
+    return dataclasses.replace(config, model=spec), spec
 
 
-def _make_train_dataset(config, spec, seed):
+def _make_train_dataset(config: TrainConfig, spec, shard_sets: ShardSets, seed):
     from tfspk import data
 
-    augmentation, sources = None, None
-    if config.augmentation_data and config.augment_probability > 0:
+    augmentation = config.data.augmentation
+    enabled = any((augmentation.reverb, augmentation.noise, augmentation.music,
+                   augmentation.babble, augmentation.speed, augmentation.specaugment))
+    sources = None
+    if augmentation.source_kinds:
         from tfspk import augment
-        augmentation = augment.AugmentationConfig.uniform(config.augment_probability)
-        sources = augment.AugmentationSources.from_path(config.augmentation_data,
+        sources = augment.AugmentationSources.from_path(config.data.augmentation_data,
                                                         sample_rate=spec.features.sample_rate)
+    several = len(shard_sets.globs) > 1
 
     def dataset_fn(input_context):
         return data.train_dataset(
-            config.train_data,
-            batch_size=input_context.get_per_replica_batch_size(config.batch_size),
-            num_frames=config.num_frames,
+            list(shard_sets.globs),
+            batch_size=input_context.get_per_replica_batch_size(config.optim.batch_size),
+            num_frames=config.data.num_frames,
             feature_options=spec.features.mfcc_options(), cmn=spec.features.cmn,
-            augmentation=augmentation, augmentation_sources=sources,
+            sample_rate=spec.features.sample_rate,
+            augmentation=augmentation if enabled else None, augmentation_sources=sources,
             seed=seed, input_context=input_context,
-            features_on_device=config.features_on_device,
-            shuffle_buffer=config.shuffle_buffer)
+            features_on_device=config.data.features_on_device,
+            shuffle_buffer=config.data.shuffle_buffer,
+            label_offsets=shard_sets.label_offsets if several else None,
+            set_speakers=shard_sets.speakers if several else None)
 
     return dataset_fn
 
@@ -233,12 +248,12 @@ def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConf
     The loss is averaged over the *global* batch on each replica and the gradients are
     summed across replicas, so any number of replicas gives the one-device update.
     """
-    global_batch = config.batch_size
+    global_batch = config.optim.batch_size
 
     def step_fn(inputs, labels):
         labels = tf.cast(labels, tf.int32)
         with tf.GradientTape() as tape:
-            if config.features_on_device:
+            if config.data.features_on_device:
                 from tfspk import data
                 inputs = data.device_augment_and_features(inputs, frontend)
             logits = tf.cast(classifier(inputs, labels=labels, training=True), tf.float32)
@@ -281,16 +296,18 @@ def train(config: TrainConfig, checked: Preflight | None = None) -> dict:
 
     Refuses (ValueError naming the flag or file, or `LockHeldError` naming the run that
     holds `model_dir`) before writing anything; `checked` skips a `preflight` the caller
-    has just run with this config.
+    has just run with this config. The run uses the resolved config (`checked.config`).
     """
     checked = checked or preflight(config)
+    config = checked.config
     strategy = strategies.create_strategy(config.strategy, config.tpu_address)
     chief = strategies.is_chief(strategy)
     with run_lock(config, chief, strategies.worker_index(strategy)):
-        return _train_locked(config, checked.spec, strategy, chief)
+        return _train_locked(config, checked, strategy, chief)
 
 
-def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
+def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool) -> dict:
+    spec, optim_config = checked.spec, config.optim
     if config.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     # Same seed -> same initial weights on every worker and under every strategy.
@@ -300,29 +317,41 @@ def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
     if chief:
         os.makedirs(config.model_dir, exist_ok=True)
         spec.save(config.model_dir)
+        config.save()
         with open(os.path.join(config.model_dir, "run_config.json"), "w") as f:
-            json.dump({"config": dataclasses.asdict(config) | {"spec": dataclasses.asdict(spec)},
-                       "versions": versions(),
+            json.dump({"config": dataclasses.asdict(config), "versions": versions(),
                        "num_replicas": strategy.num_replicas_in_sync}, f, indent=2, default=str)
 
+    chief_manager_dir = os.path.join(config.model_dir, "checkpoints")
+    latest = tf.train.latest_checkpoint(chief_manager_dir)
     with strategy.scope():
         classifier = spec_lib.build_classifier_model(spec)
+        if checked.init_source is not None and not latest:
+            count = finetune.load_embedding_weights(classifier.embedding_model,
+                                                    checked.init_source)
+            if chief:
+                print(f"initialised {count} weights up to the embedding from "
+                      f"{checked.init_source.prefix}; new {spec.head} head for "
+                      f"{spec.num_speakers} classes", flush=True)
+        if config.freeze_until:
+            frozen = finetune.freeze(classifier.embedding_model, config.freeze_until)
+            if chief:
+                print(f"frozen: {', '.join(frozen)}", flush=True)
         learning_rate = optim.build_learning_rate(
-            config.lr_schedule, config.learning_rate, config.lr_decay_steps,
-            config.lr_decay_rate, config.max_steps, config.warmup_steps)
-        optimizer = optim.build_optimizer(config.optimizer, learning_rate, config.momentum,
-                                          config.weight_decay, config.mixed_precision)
+            optim_config.lr_schedule, optim_config.learning_rate, optim_config.lr_decay_steps,
+            optim_config.lr_decay_rate, optim_config.max_steps, optim_config.warmup_steps)
+        optimizer = optim.build_optimizer(optim_config.optimizer, learning_rate,
+                                          optim_config.momentum, optim_config.weight_decay,
+                                          config.mixed_precision)
         optimizer.build(classifier.trainable_variables)
         frontend = spec_lib.build_frontend(spec) if (
-            config.features_on_device or config.validation_data) else None
+            config.data.features_on_device or config.data.validation_data) else None
 
     checkpoint = tf.train.Checkpoint(model=classifier, optimizer=optimizer)
     manager = checkpointing.make_manager(
         checkpoint, checkpointing.checkpoint_directory(
             config.model_dir, chief, strategies.worker_index(strategy)),
         config.keep_checkpoints)
-    chief_manager_dir = os.path.join(config.model_dir, "checkpoints")
-    latest = tf.train.latest_checkpoint(chief_manager_dir)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         print(f"resumed from {latest} at step {int(optimizer.iterations.numpy())}", flush=True)
@@ -331,22 +360,22 @@ def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
     # A fresh shuffle after a resume: seeding with the step keeps runs reproducible
     # without replaying the examples seen before the interruption.
     dataset = strategy.distribute_datasets_from_function(
-        _make_train_dataset(config, spec, seed=config.seed + start_step))
+        _make_train_dataset(config, spec, checked.shard_sets, seed=config.seed + start_step))
     iterator = iter(dataset)
 
-    global_batch = config.batch_size
+    global_batch = optim_config.batch_size
     train_step = make_train_step(strategy, classifier, optimizer, frontend, config)
     writer = tf.summary.create_file_writer(os.path.join(manager.directory, "summaries")
                                            if not chief else
                                            os.path.join(config.model_dir, "train"))
-    margin_start, margin_end = config.margin_warmup_steps
+    margin_start, margin_end = optim_config.margin_warmup_steps
     stop = checkpointing.StopRequest()
     step = start_step
     window_loss, window_correct, window_steps = 0.0, 0.0, 0
     window_start = time.perf_counter()
     last = {"step": step}
     try:
-        while step < config.max_steps and not stop.requested:
+        while step < optim_config.max_steps and not stop.requested:
             if margin_end > margin_start and spec.head != "softmax":
                 classifier.head.set_margin(linear_margin_schedule(
                     step, margin_start, margin_end, spec.margin))
@@ -359,7 +388,7 @@ def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
             window_loss += float(loss)
             window_correct += float(correct)
             window_steps += 1
-            if step % config.log_every == 0 or step == config.max_steps:
+            if step % config.log_every == 0 or step == optim_config.max_steps:
                 elapsed = time.perf_counter() - window_start
                 last = {
                     "step": step,
@@ -373,15 +402,16 @@ def _train_locked(config: TrainConfig, spec, strategy, chief: bool) -> dict:
                         tf.summary.scalar(key, last[key])
                 writer.flush()
                 if chief:
-                    print(f"step {step}/{config.max_steps}  loss {last['loss']:.4f}  "
+                    print(f"step {step}/{optim_config.max_steps}  loss {last['loss']:.4f}  "
                           f"acc {last['accuracy']:.3f}  lr {last['learning_rate']:.3g}  "
                           f"{last['examples_per_second']:.1f} ex/s", flush=True)
                 window_loss, window_correct, window_steps = 0.0, 0.0, 0
                 window_start = time.perf_counter()
             if step % config.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
-            if (config.validation_data and config.validation_trials and chief
-                    and (step % config.validate_every == 0 or step == config.max_steps)):
+            if (config.data.validation_data and chief
+                    and (step % config.validate_every == 0
+                         or step == optim_config.max_steps)):
                 last.update(_run_validation(config, spec, frontend, classifier, step))
     finally:
         stop.restore()
@@ -406,10 +436,10 @@ def _run_validation(config, spec, frontend, classifier, step) -> dict:
     from tfspk import data
     from tfspk.training import validation
 
-    dataset = data.eval_dataset(config.validation_data, batch_size=16,
+    dataset = data.eval_dataset(config.data.validation_data, batch_size=16,
                                 sample_rate=spec.features.sample_rate)
     result = validation.validate(frontend, classifier.embedding_model, dataset,
-                                 config.validation_trials, spec.embedding_layer)
+                                 config.data.validation_trials, spec.embedding_layer)
     log_dir = os.path.join(config.model_dir, "validation")
     # One writer per process: a new writer per call would start a new event file each time.
     writer = _VALIDATION_WRITERS.setdefault(log_dir, tf.summary.create_file_writer(log_dir))
