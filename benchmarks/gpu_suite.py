@@ -76,17 +76,21 @@ def run_training(args) -> None:
     """Child process: one training measurement, written to --result_json."""
     sys.path.insert(0, str(HERE))
     import train_throughput as tt
+    import dataclasses
+
+    from tfspk.training import config as config_lib
     from tfspk.training import trainer
 
     spec = tt.paper_spec(1211)
     flops = tt.forward_flops_per_example(spec, 200)
     windows = 1 + -(-args.warmup_steps // args.timed_steps)
-    config = trainer.TrainConfig(
-        model_dir=args.model_dir, train_data=args.train_data, spec=spec,
+    config = dataclasses.replace(config_lib.from_values(
+        model_dir=args.model_dir, train_data=args.train_data,
         batch_size=args.train_batch, num_frames=200, max_steps=windows * args.timed_steps,
         log_every=args.timed_steps, checkpoint_every=10**9, keep_checkpoints=1,
         optimizer="sgd", learning_rate=0.001, shuffle_buffer=256, record_graph=False,
-        seed=0, mixed_precision="mixed_bfloat16", xla=True, features_on_device=True)
+        seed=0, mixed_precision="mixed_bfloat16", xla=True, features_on_device=True),
+        model=spec)
     last = trainer.train(config)
     train_flop = 3 * flops["forward"]
     peak = bf16_peak(gpu_name()) * 1e12

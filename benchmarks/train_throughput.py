@@ -27,6 +27,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
@@ -40,6 +41,7 @@ from tfspk import data  # noqa: E402
 from tfspk import model_spec as spec_lib  # noqa: E402
 from tfspk.models import count_flops_per_frame  # noqa: E402
 from tfspk.shards.build import BuildConfig, build_from_corpus  # noqa: E402
+from tfspk.training import config as config_lib  # noqa: E402
 from tfspk.training import trainer  # noqa: E402
 
 DEFAULT_SPEECH_DIR = (pathlib.Path(__file__).resolve().parents[2]
@@ -140,11 +142,11 @@ def measure_training(train_data: str, model_dir: str, spec: spec_lib.ModelSpec,
                      timed_steps: int) -> dict:
     """`trainer.train` for warmup + timed steps; the last log window is the timed part."""
     windows = 1 + -(-warmup_steps // timed_steps)  # warm-up windows, rounded up, + 1
-    config = trainer.TrainConfig(
-        model_dir=model_dir, train_data=train_data, spec=spec, batch_size=batch_size,
+    config = dataclasses.replace(config_lib.from_values(
+        model_dir=model_dir, train_data=train_data, batch_size=batch_size,
         num_frames=num_frames, max_steps=windows * timed_steps, log_every=timed_steps,
         checkpoint_every=10**9, keep_checkpoints=1, optimizer="sgd", learning_rate=0.001,
-        shuffle_buffer=256, record_graph=False, seed=0)
+        shuffle_buffer=256, record_graph=False, seed=0), model=spec)
     last = trainer.train(config)
     return {"examples_per_s": last["examples_per_second"], "steps": last["step"],
             "untimed_steps": (windows - 1) * timed_steps, "loss": last["loss"]}
