@@ -27,6 +27,8 @@ import tensorflow as tf
 from absl import app, flags
 from tqdm import tqdm
 
+from tfspk.audio import reject_reason
+
 INPUT_FORMATS = ("voxceleb", "kaldi", "timit", "manifest", "tfrecords")
 
 
@@ -47,14 +49,6 @@ class Reject:
     reason: str
 
 
-def _reason(error: Exception) -> str:
-    if hasattr(error, "reason") and hasattr(error, "detail"):
-        text = f"{error.reason}: {error.detail}"
-    else:
-        text = f"{type(error).__name__}: {error}"
-    return " ".join(text.split())
-
-
 def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
                 rejects: list | None = None) -> Iterator[LoadedUtterance]:
     """Yields every utterance of a corpus as a float32 waveform at `sample_rate`.
@@ -68,7 +62,7 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
     def refuse(error, utt_id, where):
         if rejects is None:
             raise error
-        rejects.append(Reject(utt_id, where, _reason(error)))
+        rejects.append(Reject(utt_id, where, reject_reason(error)))
 
     if input_format == "tfrecords":
         from tfspk import schema
@@ -205,7 +199,7 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
         except audio.AudioError as error:
             if rejects is None:
                 raise
-            rejects.append(Reject(utt.utt_id, utt.path, _reason(error)))
+            rejects.append(Reject(utt.utt_id, utt.path, reject_reason(error)))
             bar.update(1)
             continue
         window.append(utt)

@@ -3,31 +3,11 @@
     python -m eval.score --trials=veri_test2.txt --embeddings=test.npz \
         --backend=plda --backend_train=train.npz --lda_dim=200 --output_dir=runs/cnn_plda
 
-The library is `tfspk.scoring` (`score_trials`); this module is its command line and
-keeps the old names importable.
-
-Writes to `--output_dir`:
-
-* `scores.txt`: `enroll test score`, one trial a line in trial-list order (Kaldi format);
-* `trials.txt`: the same trials with their labels, `enroll test target|nontarget`
-  (a Kaldi trial list; `eval.report` reads it back with `scores.txt` to redraw DET curves);
-* `metrics.json`: `eer` (a fraction), `eer_threshold`, `min_dcf_p0.01`,
-  `min_dcf_p0.001`, `num_target`, `num_nontarget`, `backend`, `score_norm`, and
-  `cllr`, `actual_dcf_p0.01`, `actual_dcf_p0.001` when the scores are LLRs (PLDA
-  without score normalisation), `min_cllr` always;
-* with `--calibration=FILE` (an `eval.calibrate` output): `llrs.txt` (the calibrated
-  LLRs, same layout as `scores.txt`), and in `metrics.json` `cllr`, `min_cllr` and
-  `actual_dcf_p<p>` / `min_dcf_p<p>` at p = 0.01, 0.05, 0.001 computed on the LLRs
-  (actual DCF at the Bayes threshold `log((1-p)/p)`), `calibrated: true`;
-* `backend/`: the backend, when this run trained one (`--backend_train`); pass it
-  as `--backend_dir` to reuse it.
-
-`--score_ids=as_listed` looks trial ids up exactly as the list writes them (extension
-included) instead of stripped of their audio extension (the default, `stripped`).
-
-Enrollment ids are looked up in `--enroll_embeddings` when given (there an id on
-several rows is a model enrolled from those utterances: the backend averages
-them and PLDA scores with their count), otherwise in `--embeddings`.
+Writes `scores.txt`, `trials.txt`, `metrics.json` (and `llrs.txt` with --calibration,
+`backend/` with --backend_train) to --output_dir; the files are described in
+`tfspk.scoring.score`, whose `score_trials` this CLI runs (its names are importable from
+here as before). `--score_ids=as_listed` looks trial ids up exactly as the list writes
+them (extension included) instead of stripped of their audio extension (the default).
 """
 from __future__ import annotations
 

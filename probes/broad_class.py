@@ -1,11 +1,8 @@
 """Broad phone-class classification from segment embeddings (paper section 4, Fig. 5).
 
-A phone segment's embedding is the mean of the layer's frame embeddings over the segment.
-Each broad class's centroid is the mean segment embedding over the TRAIN split; a TEST
-segment is assigned the class whose centroid has the highest cosine similarity. Accuracy
-per layer shows how much phonetic information each layer of a speaker network keeps.
-
 `python -m probes.broad_class --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.broad_class`.
 """
 from __future__ import annotations
 

@@ -1,14 +1,8 @@
 """Which phones carry the speaker? (paper section 4, Fig. 7).
 
-For every speaker with at least `min_utterances` utterances, each utterance in turn is held
-out; the enrollment vector is the mean of the other utterances' embeddings (an utterance
-embedding is the mean of its frame embeddings at the chosen layer). Every frame of the
-held-out utterance is scored by cosine similarity to the enrollment, each phone segment by
-the mean score of its frames, and the utterance's highest- and lowest-scoring phones are
-recorded. Their histograms, set against how often each phone occurs in TRAIN, show which
-phones a speaker network relies on; the same counts are summarised by broad class.
-
 `python -m probes.critical_phones --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.critical_phones`.
 """
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """Phonetic information over the course of training (paper section 4, Figs. 3 and 4).
 
-Every checkpoint a training run saved is restored in turn; broad-class accuracy (all
-layers) and phone error rate (the `per_layers`, by default the last layer) are measured
-and plotted against the training step.
-
 `python -m probes.over_training --model_dir=RUN --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.over_training`.
 """
 from __future__ import annotations
 

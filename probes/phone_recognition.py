@@ -1,20 +1,8 @@
 """Phone recognition from each layer's frame embeddings (paper section 4, Fig. 2).
 
-For every layer, a small recognizer (2-layer bidirectional LSTM + linear output) is
-trained on the TRAIN split's frame embeddings and scored on TEST by phone error rate:
-Levenshtein alignment of its transcription to the reference folded to Lee & Hon's 39
-phones (`sil` kept, q removed). A speaker network that discards phonetic content gives a
-high PER. The paper allows CTC or a segmental loss; both are here (`--per_loss`):
-
-- `framewise` (default): per-frame cross-entropy against the phone that owns each frame
-  in the .PHN alignment (frame positions from the layer's geometry, as every probe uses);
-  decoding takes the best phone per frame and merges runs of the same phone. The dense
-  supervision trains in a few epochs on a small corpus.
-- `ctc`: CTC over blank + 39 phones, greedy best-path decoding. Needs far more data or
-  epochs before it emits anything but blanks (on 180 utterances and 6 epochs it emits
-  nothing else: PER 1.0 at every layer).
-
 `python -m probes.phone_recognition --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.phone_recognition`.
 """
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
 """Runs every probe on one model and writes `report.md` and `results.json`.
 
 `python -m probes.run --saved_model=DIR [--model_dir=RUN] --timit_dir=DIR --output_dir=OUT
-[--quick]`: broad-class accuracy, phone recognition, t-SNE, critical phones and similarity
-matrices from the SavedModel (or from `--model_dir` + `--checkpoint` without one), and, when
-`--model_dir` is given, the same over every checkpoint of the run. `OUT/report.md` links
-every figure and table with one line each; `OUT/results.json` holds per-layer broad-class
-accuracy and PER and the critical-phone summary. The library: `tfspk.probes.run`.
+[--quick]`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.run`.
 """
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """Frame-by-frame cosine similarity between two utterances (paper section 4, Fig. 8).
 
-For a pair from the same speaker and a pair from different speakers, the matrix of cosine
-similarities between every frame of one utterance and every frame of the other is drawn
-as a heatmap with the phone labels on both axes. A speaker network should make the
-same-speaker matrix uniformly brighter; an input layer shows phone-aligned structure.
-
 `python -m probes.similarity_matrix --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.similarity_matrix`.
 """
 from __future__ import annotations
 

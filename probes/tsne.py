@@ -1,11 +1,8 @@
 """t-SNE of phone-segment embeddings coloured by broad class (paper section 4, Fig. 6).
 
-Segment embeddings (mean frame embedding over each phone) of the first and the last layer
-are embedded in 2-D with scikit-learn's t-SNE and drawn side by side: clusters by broad
-class in the first layer that dissolve in the last show the network discarding phonetic
-information.
-
 `python -m probes.tsne --saved_model=DIR --timit_dir=DIR --output_dir=OUT`
+
+Flags and `main` only; the probe itself, and its description, is `tfspk.probes.tsne`.
 """
 from __future__ import annotations
 

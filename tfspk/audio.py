@@ -159,6 +159,16 @@ def float_to_int16(samples) -> np.ndarray:
     return np.clip(scaled, -32768, 32767).astype(np.int16)
 
 
+def reject_reason(error: Exception) -> str:
+    """`<code>: <detail>` on one line, for reject lists (`rejects.tsv`, which have their
+    own path column): AudioError's machine-readable reason, or the exception type."""
+    if hasattr(error, "reason") and hasattr(error, "detail"):
+        text = f"{error.reason}: {error.detail}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
+
+
 def write_wav(path: os.PathLike | str, samples: np.ndarray, rate: int) -> None:
     """Writes a 16-bit PCM WAV file.
 

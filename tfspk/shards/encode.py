@@ -53,18 +53,17 @@ class EncodedUtterance:
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
     """float32 in [-1, 1] -> int16. Exact inverse of soundfile's int16 -> float
     scaling (x / 32768), so 16-bit input round-trips bit for bit."""
-    scaled = np.round(np.asarray(samples, np.float64) * 32768.0)
-    return np.clip(scaled, -32768, 32767).astype(np.int16)
+    from tfspk import audio
+
+    return audio.float_to_int16(samples)
 
 
 def _reason(error: Exception) -> str:
     """`<code>: <detail>` for rejects.tsv (which has its own path column); the code
     is AudioError's machine-readable reason, or the exception type."""
-    if hasattr(error, "reason") and hasattr(error, "detail"):
-        text = f"{error.reason}: {error.detail}"
-    else:
-        text = f"{type(error).__name__}: {error}"
-    return " ".join(text.split())
+    from tfspk import audio
+
+    return audio.reject_reason(error)
 
 
 def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance:
