@@ -44,6 +44,10 @@ def export_saved_model(model_dir: str, export_dir: str, version: int | None = No
             print(f"tfspk.export: no {WARMUP_FILENAME} written: tensorflow-serving-api is "
                   "not installed (pip install tfspk[serving])", file=sys.stderr, flush=True)
     write_frame_geometry(export_path, spec, embedding_model)
+    # The spec lets `tfspk.train --init_from=EXPORT` rebuild the network to fine-tune.
+    with open(os.path.join(export_path, EXTRA_DIR, "model_spec.json"), "w",
+              encoding="utf-8") as f:
+        f.write(spec.to_json())
     with open(os.path.join(export_path, EXTRA_DIR, "source.txt"), "w",
               encoding="utf-8") as f:
         f.write(f"model_dir: {os.path.abspath(model_dir)}\n"
