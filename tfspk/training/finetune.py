@@ -6,7 +6,7 @@ export (`saved_model.pb`, with the spec in `assets.extra/model_spec.json`). The 
 architecture and front end must equal this run's: the weights only mean something for
 the input they were trained on. The head is never loaded: it is sized for the new
 speakers and trained from scratch. `--freeze_until=LAYER` keeps the layers from the
-input up to and including LAYER at their loaded values (frozen batch norm layers also
+input up to and including LAYER (with its batch norm) at their loaded values (frozen batch norm layers also
 keep their moving statistics: Keras runs a non-trainable BatchNormalization in
 inference mode).
 """
@@ -102,17 +102,16 @@ def _get(obj, path):
 
 
 def frozen_layers(embedding_model, until: str) -> list:
-    """The layers from the input up to and including `until` (graph order)."""
+    """The layers from the input up to and including `until` and the layers of its
+    block (`<until>_lengths`, `<until>_bn`: freezing conv2 also freezes its batch norm)."""
     names = trainable_layer_names(embedding_model)
     if until not in names:
         raise InitFromError(f"--freeze_until={until}: not a layer with weights of "
                             f"{embedding_model.name}; valid: {', '.join(names)}")
-    layers = []
-    for layer in embedding_model.layers:
-        layers.append(layer)
-        if layer.name == until:
-            return layers
-    raise AssertionError(until)
+    layers = list(embedding_model.layers)
+    last = max(index for index, layer in enumerate(layers)
+               if layer.name == until or layer.name.startswith(until + "_"))
+    return layers[:last + 1]
 
 
 def trainable_layer_names(embedding_model) -> list[str]:
