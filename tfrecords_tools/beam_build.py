@@ -24,18 +24,20 @@ def define_flags(flag_values=FLAGS):
                       flag_values=flag_values)
 
 
-def parse_flags(argv):
+def parse_flags(argv, flag_values=FLAGS):
     """absl parses its flags; everything else is left for Beam's PipelineOptions."""
-    return FLAGS(argv, known_only=True)
+    return flag_values(argv, known_only=True)
 
 
 @cli.user_errors
-def main(argv):
-    pipeline_args = [f"--runner={FLAGS.runner}"] + list(argv[1:])
-    if FLAGS["num_workers"].present:
-        pipeline_args.append(f"--num_workers={FLAGS.num_workers}")
-    config = cli.config_from_flags("tfrecords_tools.beam_build", extra_flags=("runner",))
-    utterances = cli.read_corpus_from_flags()
+def main(argv, flag_values=FLAGS):
+    """`argv[1:]` are the flags absl did not know: Beam pipeline options."""
+    pipeline_args = [f"--runner={flag_values.runner}"] + list(argv[1:])
+    if flag_values["num_workers"].present:
+        pipeline_args.append(f"--num_workers={flag_values.num_workers}")
+    config = cli.config_from_flags("tfrecords_tools.beam_build", extra_flags=("runner",),
+                                   flag_values=flag_values)
+    utterances = cli.read_corpus_from_flags(flag_values)
     result = build_split_beam(utterances, config, pipeline_args)
     cli.report_and_exit_status(result)
 

@@ -21,29 +21,30 @@ _KINDS = ("voxceleb", "timit", "augmentation")
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
     """CLI flags; defined when run as a program, so importing this module defines none."""
-    flags.DEFINE_enum("kind", None, _KINDS, "Which corpus layout to generate.")
-    flags.DEFINE_string("output_dir", None, "Directory to write the corpus into.")
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_enum("kind", None, _KINDS, "Which corpus layout to generate.", **fv)
+    flags.DEFINE_string("output_dir", None, "Directory to write the corpus into.", **fv)
     flags.DEFINE_integer("num_speakers", None, "Number of speakers (babble speakers for "
-                         "--kind=augmentation).", lower_bound=1)
+                         "--kind=augmentation).", lower_bound=1, **fv)
     flags.DEFINE_integer("utts_per_speaker", None, "Utterances per speaker (default 10 for "
-                         "timit, as in TIMIT).", lower_bound=1)
-    flags.DEFINE_integer("seed", 0, "Seed of every random choice.", lower_bound=0)
+                         "timit, as in TIMIT).", lower_bound=1, **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of every random choice.", lower_bound=0, **fv)
     flags.DEFINE_float("spread", corpus.DEFAULT_SPREAD, "How far voices deviate from neutral "
-                       "(0 = identical voices per sex, 1 = wide).", lower_bound=0.0)
-    flags.DEFINE_integer("num_workers", 1, "Synthesis processes.", lower_bound=1)
+                       "(0 = identical voices per sex, 1 = wide).", lower_bound=0.0, **fv)
+    flags.DEFINE_integer("num_workers", 1, "Synthesis processes.", lower_bound=1, **fv)
     flags.DEFINE_integer("num_test_speakers", None, "voxceleb: speakers (the last ids) kept for "
-                         "veri_test.txt; default a fifth, at least 2.", lower_bound=2)
+                         "veri_test.txt; default a fifth, at least 2.", lower_bound=2, **fv)
     flags.DEFINE_integer("sessions_per_speaker", 3, "voxceleb: sessions (channels) per speaker.",
-                         lower_bound=1)
-    flags.DEFINE_integer("num_noise", 20, "augmentation: noise files.", lower_bound=0)
-    flags.DEFINE_integer("num_music", 10, "augmentation: music files.", lower_bound=0)
+                         lower_bound=1, **fv)
+    flags.DEFINE_integer("num_noise", 20, "augmentation: noise files.", lower_bound=0, **fv)
+    flags.DEFINE_integer("num_music", 10, "augmentation: music files.", lower_bound=0, **fv)
     flags.DEFINE_integer("rooms_per_size", 5, "augmentation: simulated rooms per room size.",
-                         lower_bound=0)
+                         lower_bound=0, **fv)
     flags.DEFINE_integer("rirs_per_room", 4, "augmentation: impulse responses per room.",
-                         lower_bound=1)
-    flags.mark_flags_as_required(["kind", "output_dir", "num_speakers"])
+                         lower_bound=1, **fv)
+    flags.mark_flags_as_required(["kind", "output_dir", "num_speakers"], **fv)
 
 
 def generate(kind, output_dir, num_speakers, utts_per_speaker, seed, spread, num_workers,
@@ -69,9 +70,10 @@ def generate(kind, output_dir, num_speakers, utts_per_speaker, seed, spread, num
     raise ValueError(f"unknown kind {kind!r}; known: {_KINDS}")
 
 
-def main(argv):
+def main(argv, flag_values=FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flag_values  # noqa: N806 - the flags this call reads
     try:
         summary = generate(FLAGS.kind, FLAGS.output_dir, FLAGS.num_speakers,
                            FLAGS.utts_per_speaker, FLAGS.seed, FLAGS.spread, FLAGS.num_workers,
