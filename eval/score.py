@@ -86,5 +86,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
 
 
 if __name__ == "__main__":
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

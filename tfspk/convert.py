@@ -860,5 +860,7 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app as _app, flags as _flags
 
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
     define_flags(_flags.FLAGS)
-    _app.run(main)
+    _app.run(main, flags_parser=flagfiles.parse_flags_with_usage)
