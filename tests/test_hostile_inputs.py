@@ -737,7 +737,9 @@ def test_converted_models_without_their_extra_say_how_to_install_it(monkeypatch,
             convert.ConvertedModel("model.bin", metadata)
 
 
-@pytest.mark.parametrize("program", ["tfspk.verify", "tfspk.identify", "eval.calibrate"])
+@pytest.mark.parametrize("program", ["tfspk.verify", "tfspk.identify", "eval.calibrate",
+                                     "tfspk.train", "tfrecords_tools.build", "eval.extract",
+                                     "eval.score"])
 def test_a_binary_flagfile_is_a_flag_error_naming_it(tmp_path, program):
     binary = tmp_path / "model.flac"
     binary.write_bytes(b"fLaC\x00\x00\x00\x22\x12\x00\xf0\xff" * 8)
