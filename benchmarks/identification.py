@@ -255,5 +255,7 @@ def main(argv, flag_values=flags.FLAGS):
 
 
 if __name__ == "__main__":
+    from tfspk import flagfiles
+
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)
