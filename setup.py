@@ -14,7 +14,8 @@ setup(
     packages=find_packages(include=["tfspk", "tfspk.*", "tfrecords_tools",
                                     "tfrecords_tools.*", "eval", "eval.*",
                                     "probes", "probes.*"]),
-    package_data={"tfspk": ["synth/data/*.txt"]},
+    # configs/flags links to the repository's configs/: the flag files ship with the package.
+    package_data={"tfspk": ["synth/data/*.txt", "configs/flags/*.flags"]},
     install_requires=[
         # TensorFlow itself comes from the `cpu` or `gpu` extra so that users
         # pick the build; `import tfspk` names the extra when it is missing.

@@ -233,3 +233,15 @@ def test_preflight_names_trial_ids_missing_from_the_validation_shards(voxceleb_s
                                          r"--validation_data=.*: id99999/nosuch/00001"):
         trainer.preflight(config)
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_shipped_flag_files_are_found_through_the_package():
+    from tfspk import configs
+
+    shipped = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs",
+                                                                         "*.flags")))
+    assert configs.names() == shipped
+    assert open(configs.path("demo")).read() == open(os.path.join(REPO, "configs",
+                                                                  "demo.flags")).read()
+    with pytest.raises(FileNotFoundError, match="shipped: aam_voxceleb1.flags"):
+        configs.path("nonexistent")
