@@ -245,3 +245,20 @@ def test_shipped_flag_files_are_found_through_the_package():
                                                                   "demo.flags")).read()
     with pytest.raises(FileNotFoundError, match="shipped: aam_voxceleb1.flags"):
         configs.path("nonexistent")
+
+
+def test_preflight_offsets_labels_of_shard_sets_with_their_own_speaker_maps(
+        voxceleb_shards, tmp_path):
+    from tfspk.training import trainer
+
+    both = f"{voxceleb_shards['train']},{voxceleb_shards['test']}"
+    checked = trainer.preflight(config_lib.from_values(model_dir=str(tmp_path / "m"),
+                                                       train_data=both))
+    assert checked.shard_sets.label_offsets == (0, 12)
+    assert checked.shard_sets.speakers == (12, 6)
+    assert checked.spec.num_speakers == checked.config.model.num_speakers == 18
+    # The same glob twice shares one speaker map: no offset, no extra classes.
+    twice = f"{voxceleb_shards['train']},{voxceleb_shards['train']}"
+    checked = trainer.preflight(config_lib.from_values(model_dir=str(tmp_path / "m"),
+                                                       train_data=twice))
+    assert checked.shard_sets.label_offsets == (0, 0) and checked.spec.num_speakers == 12

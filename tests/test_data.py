@@ -254,3 +254,25 @@ def test_bad_input_gives_clear_errors(shards, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="without a speaker label"):
         _take(data.train_dataset(str(tmp_path / "nolabel.tfrecord"), batch_size=1,
                                  num_frames=NUM_FRAMES, seed=0), 1)
+
+
+def test_several_shard_sets_are_offset_and_drawn_in_proportion_to_their_speakers(
+        voxceleb_shards):
+    """Two shard sets with their own speaker maps (12 and 6 speakers, labels 0..11 and
+    0..5): the second set's labels move to 12..17 and it makes up 6/18 of the draws."""
+    def labels(seed):
+        dataset = data.train_dataset(
+            [voxceleb_shards["train"], voxceleb_shards["test"]], batch_size=16,
+            num_frames=20, seed=seed, shuffle_buffer=16, label_offsets=(0, 12),
+            set_speakers=(12, 6))
+        return np.concatenate([y.numpy() for _, y in dataset.take(30)])
+
+    drawn = labels(seed=3)
+    assert set(drawn) == set(range(18))
+    second = np.mean(drawn >= 12)
+    # 480 draws: the binomial standard deviation of the share is about 0.02.
+    assert abs(second - 6 / 18) < 0.08, second
+    np.testing.assert_array_equal(drawn, labels(seed=3))
+    with pytest.raises(ValueError, match="label_offsets has 1 entries for 2 shard sets"):
+        data.train_dataset([voxceleb_shards["train"], voxceleb_shards["test"]],
+                           batch_size=2, label_offsets=(0,))
