@@ -66,7 +66,7 @@ def pre_mixing_layout(plan):
     from tfspk.shards import planning
 
     shards = planning.assign_shards([item.seconds for item in plan.items], plan.num_shards)
-    items = tuple(dataclasses.replace(item, shard=shard, order=item.position)
+    items = tuple(item._replace(shard=shard, order=item.position)
                   for item, shard in zip(plan.items, shards))
     return dataclasses.replace(plan, items=items)
 

@@ -117,7 +117,7 @@ def test_planner_mixes_where_the_speaker_sorted_layout_did_not(tmp_path):
     plan = planning.make_plan(utts, "train", 16, labels, {}, seconds=seconds.tolist())
     old_shards = planning.assign_shards(seconds.tolist(), 16)
     old = dataclasses.replace(plan, items=tuple(
-        dataclasses.replace(item, shard=shard, order=item.position)
+        item._replace(shard=shard, order=item.position)
         for item, shard in zip(plan.items, old_shards)))
     ratios = {}
     for name, layout in (("mixed", plan), ("old", old)):

@@ -127,7 +127,7 @@ def save_plan(path: str, plan: planning.ShardPlan) -> None:
     def lines():
         yield json.dumps(head, sort_keys=True)[:-1] + ', "items": [\n'
         for index, item in enumerate(plan.items):
-            yield ("" if index == 0 else ",\n") + encode(item.to_row())
+            yield ("" if index == 0 else ",\n") + encode(item)
         yield "\n]}\n"
 
     atomic_write_lines(path, lines())
