@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from tfspk import schema
+from tfspk import paths, schema
 from tfspk.augment.config import AugmentationConfig
 from tfspk.augment.cropping import crops_at, head_crop, random_crops
 from tfspk.augment.mixing import fit_to_length
@@ -46,12 +46,8 @@ class AugmentationSourceError(ValueError):
 
 
 def list_files(pattern: str | Sequence[str], what: str = "files") -> list[str]:
-    """Sorted, de-duplicated files matching one glob or a list of globs; raises when none."""
-    patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)
-    files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.fspath(p))})
-    if not files:
-        raise AugmentationSourceError(f"{', '.join(map(str, patterns))}: no {what} match")
-    return files
+    """`tfspk.paths.list_files` for source patterns: no match is an AugmentationSourceError."""
+    return paths.list_files(pattern, what, error=AugmentationSourceError)
 
 
 @functools.lru_cache(maxsize=1 << 16)
