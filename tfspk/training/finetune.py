@@ -6,9 +6,9 @@ export (`saved_model.pb`, with the spec in `assets.extra/model_spec.json`). The 
 architecture and front end must equal this run's: the weights only mean something for
 the input they were trained on. The head is never loaded: it is sized for the new
 speakers and trained from scratch. `--freeze_until=LAYER` keeps the layers from the
-input up to and including LAYER (with its batch norm) at their loaded values (frozen batch norm layers also
-keep their moving statistics: Keras runs a non-trainable BatchNormalization in
-inference mode).
+input up to and including LAYER (with its batch norm) at their loaded values; frozen
+batch norm layers also keep their moving statistics (Keras runs a non-trainable
+BatchNormalization in inference mode).
 """
 from __future__ import annotations
 
