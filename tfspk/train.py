@@ -13,6 +13,8 @@ resolved config as `MODEL_DIR/config.json` and `MODEL_DIR/flags.txt`
 """
 from __future__ import annotations
 
+import sys
+
 from absl import app, flags, logging
 
 from tfspk.shards.cli import user_errors
@@ -26,7 +28,9 @@ def define_flags(flag_values=FLAGS):
 
     One flag per TrainConfig field, range-checked at parse time: a value outside its
     range stops the program with a message naming the flag."""
-    config_lib.define_flags(flag_values, module_name=__name__)
+    # absl files a program's own flags under sys.argv[0]; --helpshort lists those.
+    module = sys.argv[0] if __name__ == "__main__" else __name__
+    config_lib.define_flags(flag_values, module_name=module)
 
 
 def config_from_flags(flag_values=FLAGS) -> config_lib.TrainConfig:
