@@ -27,7 +27,7 @@ noise=10
 music=4
 rooms=2                  # simulated rooms per room size
 rirs_per_room=2
-max_steps=""             # overrides every flagfile's --max_steps (default there: 500)
+max_steps=""             # overrides every flagfile's --max_steps (default there: 1500)
 train_flags=""           # more tfspk.train flags for every model, appended last
 ubm_components=256       # i-vector UBM size
 ivector_dim=200          # i-vector dimension
@@ -79,7 +79,7 @@ flagfile[cnn_linear_fc1]=configs/synthetic_paper_cnn.flags; extra[cnn_linear_fc1
 flagfile[cnn_noaug]=configs/synthetic_paper_cnn.flags;     extra[cnn_noaug]="--variant=linear_fc1 --augment_probability=0"
 flagfile[xvector]=configs/synthetic_xvector.flags;         extra[xvector]=""
 flagfile[xvector_noaug]=configs/synthetic_xvector.flags;   extra[xvector_noaug]="--augment_probability=0"
-flagfile[frame_level]=configs/demo.flags;                  extra[frame_level]="--max_steps=500"
+flagfile[frame_level]=configs/demo.flags;                  extra[frame_level]="--max_steps=1500"
 layers[cnn_relu_all]="fc1 fc2"; layers[cnn_linear_fc1]="fc1 fc2"; layers[cnn_noaug]=fc2
 layers[xvector]=fc1; layers[xvector_noaug]=fc1; layers[frame_level]=fc2
 label[cnn_relu_all]="CNN relu_all"; label[cnn_linear_fc1]="CNN linear_fc1"
