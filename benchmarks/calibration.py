@@ -13,6 +13,12 @@ Prints held-out Cllr of the raw cosine scores taken as LLRs, of the calibrated
 LLRs, min-Cllr, actual DCF at the Bayes threshold vs minDCF (p_target 0.01,
 0.05), and the held-out false-accept rate at the calibration set's FAR-1%
 threshold.
+
+A trained model instead of the baseline: `--embeddings=NPZ`, any embeddings file with
+speakers (`eval.extract`; e.g. `benchmarks/finetune_gain.py`'s
+`embeddings/finetuned_test.npz`, 3-s segments of speakers the model never trained on).
+Its speakers are split the same way (`--calibration_fraction`); within each group every
+pair of distinct segments is a trial (a target when both are one speaker's).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ from absl import app, flags  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from benchmarks.librispeech_verification import (  # noqa: E402
-    DEFAULT_LIBRISPEECH_DIR, MIN_HALF_SAMPLES, SAMPLE_RATE, read_librispeech)
+    DEFAULT_LIBRISPEECH_DIR, MIN_HALF_SAMPLES, SAMPLE_RATE, read_librispeech,
+    read_speaker_sexes)
 from eval import baseline, halves  # noqa: E402
 from tfspk import calibration, metrics  # noqa: E402
 
@@ -58,6 +65,14 @@ def embeddings(librispeech_dir, cache):
     return speakers, sex, enroll_x.astype(np.float64), test_x.astype(np.float64)
 
 
+def pair_scores(x, speakers, mean):
+    """Cosine scores (after subtracting `mean`) of every pair i < j of rows, and labels."""
+    x = x - mean
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    upper = np.triu_indices(len(x), k=1)
+    return (x @ x.T)[upper], (speakers[:, None] == speakers[None, :])[upper].astype(np.int64)
+
+
 def run_benchmark(librispeech_dir, seed=0, cache=None) -> dict:
     speakers, sex, enroll_x, test_x = embeddings(librispeech_dir, cache)
     enroll_x, test_x = enroll_x.astype(np.float64), test_x.astype(np.float64)
@@ -69,10 +84,39 @@ def run_benchmark(librispeech_dir, seed=0, cache=None) -> dict:
     cal_scores, cal_labels = group_scores(enroll_x[in_cal], test_x[in_cal], speakers[in_cal],
                                           mean)
     scores, labels = group_scores(enroll_x[~in_cal], test_x[~in_cal], speakers[~in_cal], mean)
+    return {"calibration_speakers": int(in_cal.sum()),
+            "held_out_speakers": int((~in_cal).sum())} | evaluate(cal_scores, cal_labels,
+                                                                  scores, labels)
+
+
+def run_on_embeddings(path, seed=0, calibration_fraction=0.5, sexes=None) -> dict:
+    """The benchmark on a trained model's segment embeddings (module docstring);
+    `sexes` (speaker -> F/M, e.g. from SPEAKERS.TXT) stratifies the split."""
+    from tfspk.scoring.embeddings import load_embeddings
+
+    data = load_embeddings(path)
+    speakers = np.asarray(data.speakers)
+    unique = sorted(set(data.speakers))
+    num_cal = int(round(calibration_fraction * len(unique)))
+    strata = {s: sexes[s] for s in unique} if sexes and set(unique) <= set(sexes) else None
+    cal_set, _ = halves.split_speakers(unique, num_cal, seed, strata)
+    in_cal = np.isin(speakers, cal_set)
+    x = data.embeddings.astype(np.float64)
+    mean = x[in_cal].mean(axis=0)
+    cal_scores, cal_labels = pair_scores(x[in_cal], speakers[in_cal], mean)
+    scores, labels = pair_scores(x[~in_cal], speakers[~in_cal], mean)
+    return {"embeddings": os.path.abspath(path), "calibration_speakers": len(cal_set),
+            "held_out_speakers": len(unique) - len(cal_set),
+            "calibration_target": int(cal_labels.sum()),
+            "calibration_nontarget": int((cal_labels == 0).sum())} | evaluate(
+                cal_scores, cal_labels, scores, labels)
+
+
+def evaluate(cal_scores, cal_labels, scores, labels) -> dict:
+    """Fits on the calibration trials; held-out Cllr, DCFs and FAR."""
     cal = calibration.fit_calibration(cal_scores, cal_labels)
     llrs = cal.llr(scores)
-    result = {"calibration_speakers": int(in_cal.sum()), "held_out_speakers": int((~in_cal).sum()),
-              "held_out_target": int(labels.sum()), "held_out_nontarget": int((labels == 0).sum()),
+    result = {"held_out_target": int(labels.sum()), "held_out_nontarget": int((labels == 0).sum()),
               "scale": cal.scale, "offset": cal.offset,
               "eer": metrics.eer(scores, labels)[0],
               "cllr_raw": metrics.cllr(scores, labels),
@@ -100,13 +144,29 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_integer("seed", 0, "Speaker split seed.", flag_values=flag_values)
     flags.DEFINE_string("cache", None, "npz to cache the baseline embeddings in.",
                         flag_values=flag_values)
+    flags.DEFINE_string("embeddings", None, "A trained model's embeddings npz (with "
+                        "speakers) to use instead of the MFCC baseline.",
+                        flag_values=flag_values)
+    flags.DEFINE_float("calibration_fraction", 0.5, "With --embeddings: share of the "
+                       "speakers that fit the calibration.", lower_bound=0.0,
+                       upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Also write the results JSON here.",
+                        flag_values=flag_values)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run_benchmark(FLAGS.librispeech_dir, FLAGS.seed, FLAGS.cache)
+    if FLAGS.embeddings:
+        speakers_txt = pathlib.Path(FLAGS.librispeech_dir) / "SPEAKERS.TXT"
+        sexes = read_speaker_sexes(speakers_txt) if speakers_txt.is_file() else None
+        result = run_on_embeddings(FLAGS.embeddings, FLAGS.seed, FLAGS.calibration_fraction,
+                                   sexes)
+    else:
+        result = run_benchmark(FLAGS.librispeech_dir, FLAGS.seed, FLAGS.cache)
     print(json.dumps(result, indent=2))
+    if FLAGS.output:
+        pathlib.Path(FLAGS.output).write_text(json.dumps(result, indent=2) + "\n")
     r = result
     print(f"held out: Cllr raw {r['cllr_raw']:.4f}  calibrated {r['cllr_calibrated']:.4f}  "
           f"min-Cllr {r['min_cllr']:.4f}")
