@@ -81,6 +81,15 @@ def serialize_example(
     return example.SerializeToString(deterministic=True)
 
 
+def decode_pcm16(data: tf.Tensor) -> tf.Tensor:
+    """`audio_pcm16` bytes (or a substring of whole samples) -> float32 in [-1, 1), in the
+    graph: `k / audio.INT16_SCALE`, the scaling `audio.int16_to_float` applies in NumPy."""
+    from tfspk.audio import INT16_SCALE
+
+    pcm = tf.io.decode_raw(data, tf.int16, little_endian=True)
+    return tf.cast(pcm, tf.float32) / INT16_SCALE
+
+
 def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """Parses one serialized example inside a tf.data graph.
 
@@ -92,8 +101,7 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed["schema_version"], tf.constant(SCHEMA_VERSION, tf.int64),
         message="TFRecord written by a newer tfspk schema")
     with tf.control_dependencies([version_ok]):
-        pcm = tf.io.decode_raw(parsed["audio_pcm16"], tf.int16, little_endian=True)
-    waveform = tf.cast(pcm, tf.float32) / 32768.0
+        waveform = decode_pcm16(parsed["audio_pcm16"])
     return {
         "waveform": waveform,
         "num_samples": parsed["num_samples"],

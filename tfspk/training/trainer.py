@@ -10,13 +10,19 @@ chief holds `model_dir`'s lock (`tfspk.locking.DirectoryLock`; a second run is r
 naming the holder, a killed run's lock is taken over), writes the resolved config
 (`config.json`, `flags.txt`), deletes the `ckpt-N_temp` leftovers of a run killed
 while saving, and trains.
+
+Process-wide state: a run sets Keras's dtype policy (`mixed_precision`) and the global
+seeds (`seed`) for its own duration only (`run_state`); both are put back when `train`
+returns or raises. Its TensorBoard writers belong to the run and are closed with it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import platform
+import random
 import sys
 import time
 from typing import Any
@@ -302,16 +308,53 @@ def train(config: TrainConfig, checked: Preflight | None = None) -> dict:
     config = checked.config
     strategy = strategies.create_strategy(config.strategy, config.tpu_address)
     chief = strategies.is_chief(strategy)
-    with run_lock(config, chief, strategies.worker_index(strategy)):
+    with run_lock(config, chief, strategies.worker_index(strategy)), \
+            run_state(config.seed, config.mixed_precision):
         return _train_locked(config, checked, strategy, chief)
+
+
+@contextlib.contextmanager
+def run_state(seed: int, mixed_precision: str = "none"):
+    """Sets the process-wide state a run depends on, and puts it back on exit.
+
+    Keras reads the dtype policy and the seeds of unseeded initializers from process
+    globals, so a run has to set them: the global dtype policy to `mixed_precision`
+    ("none" is float32, whatever the caller had set, so the model matches the optimizer
+    `optim.build_optimizer` builds), and `seed` into Python's `random`, NumPy's global
+    generator, TF's global seed and Keras's seed generator (`keras.utils.set_random_seed`):
+    the same seed gives the same initial weights on every worker and under every
+    strategy. On exit each is restored, so training leaves a caller's later models, dtype
+    policy and random draws as they were (TF's per-op seed counter restarts from the
+    restored global seed, as after any `tf.random.set_seed`).
+    """
+    # Keras has no public getter for its seed generator; these two attributes are the
+    # whole of what `keras.utils.set_random_seed` changes besides the three libraries.
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+    from tensorflow.python.eager import context
+
+    keras_keys = (rng_utils.GLOBAL_RANDOM_SEED, seed_generator.GLOBAL_SEED_GENERATOR)
+    saved_policy = keras.mixed_precision.global_policy()
+    saved_python, saved_numpy = random.getstate(), np.random.get_state()
+    saved_tf = context.global_seed()
+    saved_keras = [global_state.get_global_attribute(key) for key in keras_keys]
+    try:
+        keras.mixed_precision.set_global_policy(
+            "float32" if mixed_precision == "none" else mixed_precision)
+        keras.utils.set_random_seed(seed)
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(saved_policy)
+        random.setstate(saved_python)
+        np.random.set_state(saved_numpy)
+        tf.random.set_seed(saved_tf)
+        for key, value in zip(keras_keys, saved_keras):
+            global_state.set_global_attribute(key, value)
 
 
 def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool) -> dict:
     spec, optim_config = checked.spec, config.optim
-    if config.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
-    # Same seed -> same initial weights on every worker and under every strategy.
-    keras.utils.set_random_seed(config.seed)
     checkpointing.remove_incomplete_checkpoints(checkpointing.checkpoint_directory(
         config.model_dir, chief, strategies.worker_index(strategy)))
     if chief:
@@ -363,76 +406,87 @@ def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool
         _make_train_dataset(config, spec, checked.shard_sets, seed=config.seed + start_step))
     iterator = iter(dataset)
 
-    global_batch = optim_config.batch_size
     train_step = make_train_step(strategy, classifier, optimizer, frontend, config)
+    # The run's writers, closed when it ends however it ends (event files complete, no
+    # file handles left open in a process that goes on after `train`).
+    writers = contextlib.ExitStack()
     writer = tf.summary.create_file_writer(os.path.join(manager.directory, "summaries")
                                            if not chief else
                                            os.path.join(config.model_dir, "train"))
-    margin_start, margin_end = optim_config.margin_warmup_steps
-    stop = checkpointing.StopRequest()
-    step = start_step
-    window_loss, window_correct, window_steps = 0.0, 0.0, 0
-    window_start = time.perf_counter()
-    last = {"step": step}
-    try:
-        while step < optim_config.max_steps and not stop.requested:
-            if margin_end > margin_start and spec.head != "softmax":
-                classifier.head.set_margin(linear_margin_schedule(
-                    step, margin_start, margin_end, spec.margin))
-            loss, correct = train_step(iterator)
-            if chief and config.record_graph and step == start_step:
-                # The step is traced now; its graph goes to TensorBoard's Graphs tab.
-                summaries.write_graph(writer, train_step.get_concrete_function(iterator),
-                                      step=step)
-            step += 1
-            window_loss += float(loss)
-            window_correct += float(correct)
-            window_steps += 1
-            if step % config.log_every == 0 or step == optim_config.max_steps:
-                elapsed = time.perf_counter() - window_start
-                last = {
-                    "step": step,
-                    "loss": window_loss / window_steps,
-                    "accuracy": window_correct / (window_steps * global_batch),
-                    "learning_rate": optim.current_learning_rate(optimizer),
-                    "examples_per_second": window_steps * global_batch / max(elapsed, 1e-9),
-                }
-                with writer.as_default(step=step):
-                    for key in summaries.TRAIN_SCALARS:
-                        tf.summary.scalar(key, last[key])
-                writer.flush()
-                if chief:
-                    print(f"step {step}/{optim_config.max_steps}  loss {last['loss']:.4f}  "
-                          f"acc {last['accuracy']:.3f}  lr {last['learning_rate']:.3g}  "
-                          f"{last['examples_per_second']:.1f} ex/s", flush=True)
-                window_loss, window_correct, window_steps = 0.0, 0.0, 0
-                window_start = time.perf_counter()
-            if step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
-            if (config.data.validation_data and chief
-                    and (step % config.validate_every == 0
-                         or step == optim_config.max_steps)):
-                last.update(_run_validation(config, spec, frontend, classifier, step))
-    finally:
-        stop.restore()
-    if stop.requested and chief:
-        print(f"{stop.signal_name} received: checkpointing at step {step} and exiting", flush=True)
-    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != step:
-        manager.save(checkpoint_number=step)
-    writer.flush()
-    last["step"] = step
-    last["stopped_by_signal"] = stop.signal_name
-    last["weights_sha256"] = weights_digest(classifier)
+    writers.callback(writer.close)
+    validation_writer = None
+    if config.data.validation_data and chief:
+        # One writer for the whole run: one per validation would start an event file each.
+        validation_writer = tf.summary.create_file_writer(
+            os.path.join(config.model_dir, "validation"))
+        writers.callback(validation_writer.close)
+    with writers:
+        global_batch = optim_config.batch_size
+        margin_start, margin_end = optim_config.margin_warmup_steps
+        stop = checkpointing.StopRequest()
+        step = start_step
+        window_loss, window_correct, window_steps = 0.0, 0.0, 0
+        window_start = time.perf_counter()
+        last = {"step": step}
+        try:
+            while step < optim_config.max_steps and not stop.requested:
+                if margin_end > margin_start and spec.head != "softmax":
+                    classifier.head.set_margin(linear_margin_schedule(
+                        step, margin_start, margin_end, spec.margin))
+                loss, correct = train_step(iterator)
+                if chief and config.record_graph and step == start_step:
+                    # The step is traced now; its graph goes to TensorBoard's Graphs tab.
+                    summaries.write_graph(writer, train_step.get_concrete_function(iterator),
+                                          step=step)
+                step += 1
+                window_loss += float(loss)
+                window_correct += float(correct)
+                window_steps += 1
+                if step % config.log_every == 0 or step == optim_config.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    last = {
+                        "step": step,
+                        "loss": window_loss / window_steps,
+                        "accuracy": window_correct / (window_steps * global_batch),
+                        "learning_rate": optim.current_learning_rate(optimizer),
+                        "examples_per_second": window_steps * global_batch / max(elapsed, 1e-9),
+                    }
+                    with writer.as_default(step=step):
+                        for key in summaries.TRAIN_SCALARS:
+                            tf.summary.scalar(key, last[key])
+                    writer.flush()
+                    if chief:
+                        print(f"step {step}/{optim_config.max_steps}  loss {last['loss']:.4f}  "
+                              f"acc {last['accuracy']:.3f}  lr {last['learning_rate']:.3g}  "
+                              f"{last['examples_per_second']:.1f} ex/s", flush=True)
+                    window_loss, window_correct, window_steps = 0.0, 0.0, 0
+                    window_start = time.perf_counter()
+                if step % config.checkpoint_every == 0:
+                    manager.save(checkpoint_number=step)
+                if (config.data.validation_data and chief
+                        and (step % config.validate_every == 0
+                             or step == optim_config.max_steps)):
+                    last.update(_run_validation(config, spec, frontend, classifier, step,
+                                                validation_writer))
+        finally:
+            stop.restore()
+        if stop.requested and chief:
+            print(f"{stop.signal_name} received: checkpointing at step {step} and exiting",
+                  flush=True)
+        latest_saved = manager.latest_checkpoint
+        if latest_saved is None or int(latest_saved.rsplit("-", 1)[-1]) != step:
+            manager.save(checkpoint_number=step)
+        writer.flush()
+        last["step"] = step
+        last["stopped_by_signal"] = stop.signal_name
+        last["weights_sha256"] = weights_digest(classifier)
     if chief:
         with open(os.path.join(config.model_dir, "last_metrics.json"), "w") as f:
             json.dump(last, f, indent=2)
     return last
 
 
-_VALIDATION_WRITERS: dict = {}
-
-
-def _run_validation(config, spec, frontend, classifier, step) -> dict:
+def _run_validation(config, spec, frontend, classifier, step, writer) -> dict:
     from tfspk import data
     from tfspk.training import validation
 
@@ -441,8 +495,6 @@ def _run_validation(config, spec, frontend, classifier, step) -> dict:
     result = validation.validate(frontend, classifier.embedding_model, dataset,
                                  config.data.validation_trials, spec.embedding_layer)
     log_dir = os.path.join(config.model_dir, "validation")
-    # One writer per process: a new writer per call would start a new event file each time.
-    writer = _VALIDATION_WRITERS.setdefault(log_dir, tf.summary.create_file_writer(log_dir))
     with writer.as_default(step=step):
         tf.summary.scalar("eer", result.eer)
         tf.summary.scalar("min_dcf_p0.01", result.min_dcf_p01)
