@@ -73,26 +73,31 @@ class Segment:
 
 def plan_segments(utterances: Sequence[Utterance], lengths: Sequence[int],
                   train_speakers: set, *, segment_samples: int, max_segments: int,
-                  train_renders: int, seed: int, session_options: Mapping | None = None
-                  ) -> list[Segment]:
+                  train_renders: int, seed: int, session_options: Mapping | None = None,
+                  train_segment_samples: int | None = None) -> list[Segment]:
     """Segments and their sessions, in input order. Segment k of an utterance of
-    `n` samples is `[k L, (k + 1) L)` for k < min(max_segments, n // L); each (utterance,
-    segment, render) draws its session from its own seeded generator, so the plan does
-    not depend on the order work is done in."""
+    `n` samples is `[k L, (k + 1) L)` for k < min(max_segments, n // L), with L =
+    `segment_samples` for test speakers and `train_segment_samples` (default the same)
+    for train speakers; each (utterance, segment, render) draws its session from its own
+    seeded generator, so the plan does not depend on the order work is done in."""
     options = dict(session_options or {})
     planned = []
     for index, (utt, length) in enumerate(zip(utterances, lengths)):
         split = "train" if utt.speaker in train_speakers else "test"
         renders = train_renders if split == "train" else 1
-        for k in range(min(max_segments, length // segment_samples)):
+        if split == "train" and train_segment_samples:
+            segment_samples_here = train_segment_samples
+        else:
+            segment_samples_here = segment_samples
+        for k in range(min(max_segments, length // segment_samples_here)):
             for render in range(renders):
                 suffix = f"-seg{k}" + (f"-r{render}" if renders > 1 else "")
                 utt_id = f"{utt.speaker}/{utt.utt_id.replace('/', '_')}{suffix}"
                 rng = np.random.default_rng([seed, index, k, render])
                 channel = sessions.random_session(rng, utt_id, **options)
                 planned.append(Segment(utt_id, utt.speaker, split, utt.utt_id, utt.path,
-                                       utt.start + k * segment_samples,
-                                       utt.start + (k + 1) * segment_samples, render,
+                                       utt.start + k * segment_samples_here,
+                                       utt.start + (k + 1) * segment_samples_here, render,
                                        channel))
     return planned
 
@@ -142,7 +147,8 @@ def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLik
                          test_speakers: int, seed: int = 0,
                          strata: Optional[Mapping[str, str]] = None,
                          segment_seconds: float = 3.0, max_segments: int = 4,
-                         train_renders: int = 1, session_options: Mapping | None = None,
+                         train_renders: int = 1, train_segment_seconds: float = 0.0,
+                         session_options: Mapping | None = None,
                          num_workers: int = 1, progress: bool = False) -> dict:
     """Builds the corpus described in the module docstring; returns `summary.json`'s
     contents.
@@ -154,10 +160,13 @@ def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLik
     from eval.halves import split_speakers  # the split shared with the halves benchmark
 
     started = time.monotonic()
-    if segment_seconds <= 0 or max_segments < 1 or train_renders < 1:
+    if segment_seconds <= 0 or max_segments < 1 or train_renders < 1 or (
+            train_segment_seconds < 0):
         raise ValueError(f"segment_seconds={segment_seconds}, max_segments={max_segments}, "
+                         f"train_segment_seconds={train_segment_seconds} (0: same), "
                          f"train_renders={train_renders}: all must be positive")
     segment_samples = int(round(segment_seconds * SAMPLE_RATE))
+    train_segment_samples = int(round(train_segment_seconds * SAMPLE_RATE)) or None
     output = pathlib.Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     speakers = sorted({u.speaker for u in utterances})
@@ -175,7 +184,8 @@ def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLik
     planned = plan_segments(utterances, lengths, set(train_set),
                             segment_samples=segment_samples, max_segments=max_segments,
                             train_renders=train_renders, seed=seed,
-                            session_options=session_options)
+                            session_options=session_options,
+                            train_segment_samples=train_segment_samples)
     test_segments = [s for s in planned if s.split == "test"]
     trials = cross_session_trials(test_segments)
     num_targets = sum(t.label for t in trials)
@@ -215,6 +225,7 @@ def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLik
     segmented = {s.speaker for s in planned}
     summary = {
         "seed": seed, "segment_seconds": segment_seconds, "max_segments": max_segments,
+        "train_segment_seconds": train_segment_seconds or segment_seconds,
         "train_renders": train_renders, "session_options": dict(session_options or {}),
         "speakers": {"train": len(train_set), "test": len(test_set),
                      "train_without_segments": len(set(train_set) - segmented),
@@ -245,6 +256,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          lower_bound=2, **define)
     flags.DEFINE_float("segment_seconds", 3.0, "Segment length (s).", lower_bound=0.5,
                        **define)
+    flags.DEFINE_float("train_segment_seconds", 0.0, "Segment length (s) of train "
+                       "speakers (0: --segment_seconds); longer segments give training "
+                       "more crop positions per session.", lower_bound=0.0, **define)
     flags.DEFINE_integer("max_segments", 4, "Segments per recording at most.",
                          lower_bound=1, **define)
     flags.DEFINE_integer("train_renders", 1, "Sessions each train segment is rendered in.",
@@ -290,6 +304,7 @@ def main(argv):
         summary = build_session_corpus(
             utterances, FLAGS.output_dir, test_speakers=FLAGS.test_speakers,
             seed=FLAGS.seed, strata=strata, segment_seconds=FLAGS.segment_seconds,
+            train_segment_seconds=FLAGS.train_segment_seconds,
             max_segments=FLAGS.max_segments, train_renders=FLAGS.train_renders,
             session_options=options, num_workers=FLAGS.num_workers, progress=True)
     except ValueError as error:
