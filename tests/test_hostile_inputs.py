@@ -624,6 +624,27 @@ def test_user_errors_exit_non_zero_without_a_traceback(built, tmp_path, case):
     assert not os.path.exists(tmp_path / "m")
 
 
+def test_encode_rejects_bad_audio_but_a_bug_stops_the_build(tmp_path, monkeypatch):
+    """Bad files are rejects with a reason; a programming error is not (issue 14)."""
+    from tfspk import schema
+    from tfspk.shards.encode import EncodeOptions, encode_utterance
+    from tfspk.shards.planning import PlanItem
+    options = EncodeOptions()
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF not really a wave file" * 20)
+    for path, reason in ((tmp_path / "nope.wav", "missing"), (garbage, "")):
+        outcome = encode_utterance(PlanItem(0, "u0", str(path), "s", 0), options)
+        assert outcome.rejected and outcome.reason.startswith(reason), outcome.reason
+    good = PlanItem(1, "u1", write_wav(tmp_path / "g.wav", fx.speech_like(1.0, seed=1)), "s", 0)
+    assert not encode_utterance(good, options).rejected
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the encoder")
+    monkeypatch.setattr(schema, "serialize_example", broken)
+    with pytest.raises(TypeError, match="a bug in the encoder"):
+        encode_utterance(good, options)
+
+
 def test_build_error_is_a_value_error():
     assert issubclass(BuildError, ValueError) and issubclass(ShardSetError, ValueError)
 

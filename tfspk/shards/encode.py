@@ -3,13 +3,15 @@
 `encode_utterance` loads one planned utterance (`tfspk.audio.load_audio`, which also
 catches truncated and header-lying files), checks it (`check_audio`) and serialises
 it with `tfspk.schema`, or returns the reason it is rejected. It never raises for
-bad audio: a build must finish and account for every input.
+bad audio (a build must finish and account for every input), and never turns a bug
+into a reject.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import soundfile
 
 from tfspk.shards.planning import PlanItem
 
@@ -86,7 +88,10 @@ def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance
         pcm16 = to_pcm16(samples)
         serialized = schema.serialize_example(
             item.utt_id, item.speaker, item.label, pcm16, rate, phones)
-    except Exception as error:  # noqa: BLE001 - every failure becomes a reject reason
+    except (ValueError, OSError, soundfile.SoundFileError) as error:
+        # Bad input only (AudioError and the schema's checks are ValueErrors, unreadable
+        # files OSError or soundfile's): a programming error (TypeError, KeyError, ...)
+        # propagates and stops the build instead of turning every file into a reject.
         return EncodedUtterance(**base, reason=_reason(error))
     return EncodedUtterance(**base, num_samples=int(pcm16.shape[0]), serialized=serialized)
 

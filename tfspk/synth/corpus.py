@@ -25,6 +25,7 @@ import soundfile
 import soxr
 import tqdm
 
+from tfspk.audio import float_to_int16, int16_to_float
 from tfspk.synth import alignment, espeak, music, noise, rir, sentences, sphere, voices
 from tfspk.synth.workers import run_isolated
 from tfspk.trials import Trial, write_voxceleb_trials
@@ -60,12 +61,11 @@ def _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=1, 
 
 def _to_16k(samples_22k):
     """int16 at 22,050 Hz -> float32 at 16 kHz (soxr, high quality)."""
-    return soxr.resample(samples_22k.astype(np.float32) / 32768.0, espeak.ESPEAK_SAMPLE_RATE,
-                         SAMPLE_RATE)
+    return soxr.resample(int16_to_float(samples_22k), espeak.ESPEAK_SAMPLE_RATE, SAMPLE_RATE)
 
 
 def _to_int16(samples):
-    return np.clip(np.round(np.asarray(samples) * 32768.0), -32768, 32767).astype(np.int16)
+    return float_to_int16(samples)
 
 
 def _write_wav(path, samples):
