@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from probes import cli
+from tfspk import flagfiles
 from tfspk.probes.broad_class import *  # noqa: F401,F403 - the library names, as before
 from tfspk.probes.broad_class import run
 from tfspk.probes.report import update_report
@@ -20,6 +21,7 @@ def define_flags(flag_values=FLAGS) -> None:
     cli.define_common_flags(flag_values)
 
 
+@cli.probe_main
 def main(argv, flag_values=FLAGS):
     cli.check_common(argv, flag_values)
     _, artifacts = run(cli.embedder_from_flags(flag_values),
@@ -30,4 +32,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

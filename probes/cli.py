@@ -1,12 +1,16 @@
-"""Flags shared by the probe CLIs: which model, which corpus, where the outputs go."""
+"""Flags shared by the probe CLIs (which model, which corpus, where the outputs go) and
+`probe_main`, the error reporting of every probe CLI's `main`."""
 from __future__ import annotations
 
+import functools
 import os
 
 from absl import app, flags
 
 from tfspk.probes import data
+from tfspk.probes.checks import ProbeOptionError
 from tfspk.probes.frames import FrameEmbedder
+from tfspk.shards.cli import user_errors
 
 FLAGS = flags.FLAGS
 
@@ -35,11 +39,25 @@ def define_common_flags(flag_values=FLAGS) -> None:
     define_once(flags.DEFINE_list, "layers", None,
                 "Layers to probe; default: all the model has.", flag_values)
     define_once(integer, "max_speakers", None, "Keep the first N speakers of each split.",
-                flag_values)
+                flag_values, lower_bound=1)
     define_once(integer, "max_utterances_per_speaker", None,
-                "Keep the first N utterances of each speaker.", flag_values)
+                "Keep the first N utterances of each speaker.", flag_values, lower_bound=1)
     define_once(integer, "seed", 0, "Random seed (subsampling, t-SNE, recognizer init).",
-                flag_values)
+                flag_values, lower_bound=0)
+
+
+def probe_main(main):
+    """Wraps a probe CLI's `main(argv, flag_values)`: every check runs before any work,
+    and a failed one ends the program with one `error: ...` line and exit status 2, no
+    traceback (`tfspk.shards.cli.user_errors`). A `ProbeOptionError` (a flag that cannot
+    work with this model or corpus, e.g. an unknown --per_layers) is named as the flag."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except ProbeOptionError as error:
+            raise ValueError(f"--{error}") from None
+    return user_errors(wrapped)
 
 
 def check_required(flag_values, *names: str) -> None:

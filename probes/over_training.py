@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from probes import cli, phone_recognition
+from tfspk import flagfiles
 from tfspk.probes.over_training import PROBE, probe_checkpoints, write_outputs  # noqa: F401
 from tfspk.probes.report import update_report
 
@@ -20,6 +21,7 @@ def define_flags(flag_values=FLAGS) -> None:
     phone_recognition.define_flags(flag_values)
 
 
+@cli.probe_main
 def main(argv, flag_values=FLAGS):
     cli.check_common(argv, flag_values)
     cli.check_required(flag_values, "model_dir")
@@ -32,4 +34,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from probes import cli
+from tfspk import flagfiles
 from tfspk.probes.phone_recognition import *  # noqa: F401,F403 - the library names, as before
 from tfspk.probes.phone_recognition import (LOSSES, RecognizerConfig, phone_error_rates,
                                             write_outputs)
@@ -53,6 +54,7 @@ def config_from_flags(flag_values=FLAGS) -> RecognizerConfig:
                             learning_rate=values.per_learning_rate, seed=values.seed)
 
 
+@cli.probe_main
 def main(argv, flag_values=FLAGS):
     cli.check_common(argv, flag_values)
     values = flag_values
@@ -65,4 +67,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -14,6 +14,7 @@ from absl import app, flags
 
 from probes import (broad_class, cli, critical_phones, over_training, phone_recognition,
                     similarity_matrix, tsne)
+from tfspk import flagfiles
 from tfspk.probes.report import REPORT_FILENAME
 from tfspk.probes.run import (PROBE, QUICK_MAX_SPEAKERS,  # noqa: F401 - old names
                               QUICK_RECOGNIZER, QUICK_TSNE_SEGMENTS, RunOptions, run_all)
@@ -45,6 +46,7 @@ def define_flags(flag_values=FLAGS) -> None:
                     "the first and last layers.", flag_values)
 
 
+@cli.probe_main
 def main(argv, flag_values=FLAGS):
     values = flag_values
     cli.check_common(argv, values)
@@ -68,4 +70,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

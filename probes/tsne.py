@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from probes import cli
+from tfspk import flagfiles
 from tfspk.probes.report import update_report
 from tfspk.probes.tsne import *  # noqa: F401,F403 - the library names, as before
 from tfspk.probes.tsne import segment_tsne, write_outputs
@@ -22,6 +23,7 @@ def define_flags(flag_values=FLAGS) -> None:
                     "Phone segments in the t-SNE plot.", flag_values)
 
 
+@cli.probe_main
 def main(argv, flag_values=FLAGS):
     cli.check_common(argv, flag_values)
     values = flag_values
@@ -35,4 +37,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

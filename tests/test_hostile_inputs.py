@@ -878,3 +878,174 @@ def test_inference_and_scoring_user_errors_exit_2_without_a_traceback(tmp_path, 
     assert result.returncode == 2, result.stderr[-2000:]
     assert named in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "db").exists() and not (tmp_path / "c.json").exists()
+
+
+# ------------------------------------- probes, Beam build, synth: flag files and options
+FLAGFILE_PROGRAMS = ("probes.broad_class", "probes.phone_recognition", "probes.tsne",
+                     "probes.critical_phones", "probes.similarity_matrix",
+                     "probes.over_training", "probes.run", "tfrecords_tools.beam_build",
+                     "tfrecords_tools.synth")
+
+# Runs each program's real `__main__` block in a child forked from one interpreter that
+# imported them all (nine separate interpreters would each import TensorFlow again); the
+# child's stderr and exit status are the program's.
+FORKED_MAINS = textwrap.dedent("""
+    import json, os, runpy, sys, traceback
+    programs, flagfile = sys.argv[2:], sys.argv[1]
+    for program in programs:
+        __import__(program)        # importing defines no flags (define_flags(flag_values))
+    results = {}
+    for program in programs:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            os.dup2(write, 2)
+            sys.argv = [program, "--flagfile=" + flagfile]
+            try:
+                runpy.run_module(program, run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+                code = 99
+            sys.stderr.flush()
+            os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as stream:
+            stderr = stream.read()
+        results[program] = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), stderr]
+    print("RESULT " + json.dumps(results))
+""")
+
+
+def test_probe_beam_and_synth_clis_refuse_a_binary_flagfile(tmp_path):
+    binary = tmp_path / "model.flac"
+    binary.write_bytes(b"fLaC\x00\x00\x00\x22\x12\x00\xf0\xff" * 8)
+    result = subprocess.run([sys.executable, "-c", FORKED_MAINS, str(binary),
+                             *FLAGFILE_PROGRAMS], cwd=REPO, env=ENV, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    results = json.loads(line[len("RESULT "):])
+    assert sorted(results) == sorted(FLAGFILE_PROGRAMS)
+    for program, (code, stderr) in results.items():
+        assert code == 1, (program, stderr[-2000:])
+        assert f"--flagfile={binary}: not a text file of flags" in stderr, (program, stderr)
+        assert "Traceback" not in stderr, (program, stderr)
+
+
+def test_beam_build_reports_a_bad_known_flag_in_one_line(tmp_path):
+    """Its parser passes unknown flags to Beam; a bad value of a known one is still a flag
+    error, not a traceback from inside absl."""
+    result = run_subprocess(["tfrecords_tools.beam_build", "--num_shards=lots",
+                             "--input_format=manifest", f"--input={tmp_path / 'm.tsv'}",
+                             f"--output_dir={tmp_path / 'o'}"], timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "--num_shards" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def probe_inputs(tmp_path_factory):
+    """The probes' tone-coded TIMIT-layout corpus and a tiny training run (2 checkpoints)."""
+    import probes_fixtures as pf
+    root = tmp_path_factory.mktemp("probe_inputs")
+    timit = pf.write_tone_timit(str(root / "timit"))
+    run = pf.write_tiny_run(str(root / "run"), steps=(0, 5))
+    return {"timit": timit, "run": run}
+
+
+@pytest.fixture
+def count_embeds(monkeypatch):
+    """How many waveforms the probes embedded: 0 means a refusal came before any work."""
+    from tfspk.probes.frames import FrameEmbedder
+    calls = []
+    original = FrameEmbedder.embed
+
+    def counted(self, waveform):
+        calls.append(1)
+        return original(self, waveform)
+    monkeypatch.setattr(FrameEmbedder, "embed", counted)
+    return calls
+
+
+@pytest.mark.parametrize("program,extra,named", [
+    ("run", ["--quick", "--per_layers=fc2,fc9"],
+     "--per_layers=fc2,fc9: unknown layers ['fc9']"),
+    ("run", ["--quick", "--critical_layer=conv9"], "--critical_layer=conv9: unknown layers"),
+    ("run", ["--quick", "--critical_exclude=h#,pau,ep1"],
+     "--critical_exclude=h#,pau,ep1: ['ep1'] not TIMIT-61 phone labels"),
+    ("run", ["--quick", "--critical_min_utterances=11"],
+     "--critical_min_utterances=11: no speaker has 11 utterances (the most any has is 10)"),
+    ("run", ["--quick", "--tsne_max_segments=0"], "--tsne_max_segments=0: must be >= 1"),
+    ("phone_recognition", ["--per_units=0"], "--per_units=0: must be >= 1"),
+    ("phone_recognition", ["--per_learning_rate=-0.1"], "--per_learning_rate=-0.1: must be > 0"),
+    ("critical_phones", ["--critical_layer=nope"], "--critical_layer=nope: unknown layers"),
+    ("similarity_matrix", ["--same_speaker_pair=NOPE0_SA1,FEEE0_SA1"],
+     "--same_speaker_pair=NOPE0_SA1,FEEE0_SA1: utterance 'NOPE0_SA1' is not in the split"),
+    ("broad_class", ["--layers=conv1,fc7"], "--layers=conv1,fc7: unknown layers ['fc7']"),
+    ("over_training", ["--per_layers=fc9"], "--per_layers=fc9: unknown layers ['fc9']"),
+], ids=["run_per_layers", "run_critical_layer", "run_critical_exclude",
+        "run_min_utterances", "run_tsne_segments", "per_units", "per_learning_rate",
+        "critical_layer", "similarity_pair", "layers", "over_training_per_layers"])
+def test_a_probe_refuses_a_bad_option_before_any_work(probe_inputs, tmp_path, capsys,
+                                                      count_embeds, program, extra, named):
+    import importlib
+    module = importlib.import_module(f"probes.{program}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("- an earlier run's report\n")
+    status, text = run_cli(module, [f"--model_dir={probe_inputs['run']}",
+                                    f"--timit_dir={probe_inputs['timit']}",
+                                    f"--output_dir={out}", *extra], capsys)
+    assert status == 2 and f"error: {named}" in text, text
+    assert "Traceback" not in text
+    assert count_embeds == []
+    assert (out / "report.md").read_text() == "- an earlier run's report\n"  # nothing lost
+
+
+def test_over_training_refuses_a_run_without_checkpoints_before_any_work(
+        probe_inputs, tmp_path, capsys, count_embeds):
+    from probes import over_training
+    empty = tmp_path / "run"
+    shutil.copytree(probe_inputs["run"], empty)
+    shutil.rmtree(empty / "checkpoints")
+    status, text = run_cli(over_training, [f"--model_dir={empty}",
+                                           f"--timit_dir={probe_inputs['timit']}",
+                                           f"--output_dir={tmp_path / 'out'}"], capsys)
+    assert status == 2 and f"--model_dir={empty}: no checkpoints in {empty}" in text, text
+    assert count_embeds == [] and not (tmp_path / "out").exists()
+
+
+def _timit_copy(probe_inputs, tmp_path):
+    root = tmp_path / "timit"
+    shutil.copytree(probe_inputs["timit"], root)
+    return root
+
+
+@pytest.mark.parametrize("case", ["phn_past_end", "unreadable_wav"])
+def test_a_probe_refuses_a_bad_corpus_file_before_any_work(probe_inputs, tmp_path, capsys,
+                                                           count_embeds, case):
+    from probes import broad_class
+    root = _timit_copy(probe_inputs, tmp_path)
+    folder = root / "TEST" / "DR1" / "MFFF0"
+    if case == "phn_past_end":
+        # The last phone runs 0.1 s past the audio: it used to be clipped to the last
+        # frames without a word, changing every probe's numbers.
+        phn = folder / "SX3.PHN"
+        lines = phn.read_text().splitlines()
+        start, end, label = lines[-1].split()
+        lines[-1] = f"{start} {int(end) + 1600} {label}"
+        phn.write_text("\n".join(lines) + "\n")
+        named = (f"{phn}:{len(lines)}: phone {label!r} ends at sample {int(end) + 1600}, "
+                 f"past the end of the audio ({end} samples in {folder / 'SX3.WAV'})")
+    else:
+        (folder / "SX3.WAV").write_bytes(b"NIST_1A\n   1024\nnot a header" * 10)
+        named = f"{folder / 'SX3.WAV'}: cannot read the audio header"
+    status, text = run_cli(broad_class, [f"--model_dir={probe_inputs['run']}",
+                                         f"--timit_dir={root}",
+                                         f"--output_dir={tmp_path / 'out'}"], capsys)
+    assert status == 2 and named in text, text
+    assert "Traceback" not in text and count_embeds == []

@@ -55,6 +55,9 @@ def test_corpus_fixture_reads_as_timit(corpus):
     root, train, test = corpus
     assert len(train) == 40 and len(test) == 20
     assert {utt.speaker for utt in test} == set(pf.TEST_SPEAKERS)
+    # load_split read each header: the tone audio ends exactly where its last phone does.
+    assert all(utt.meta["sample_rate"] == pf.RATE and
+               utt.meta["num_samples"] == utt.phones[-1].end for utt in train + test)
     assert data.load_split(root, "TRAIN", max_speakers=2, max_utterances_per_speaker=3)[-1] \
         .utt_id == "FCCC0_SI1"
 

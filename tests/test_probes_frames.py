@@ -96,3 +96,30 @@ def test_saved_model_and_checkpoint_match_the_keras_model(tmp_path):
     os.remove(os.path.join(export_path, "assets.extra", "frame_geometry.json"))
     with pytest.raises(FrameEmbedderError, match="frame_geometry.json: not found"):
         FrameEmbedder.from_saved_model(export_path)
+
+
+def test_segment_slices_scale_a_16khz_alignment_to_an_8khz_model():
+    """A phone covers the same time whatever the model's rate: with 25 ms / 10 ms frames an
+    8 kHz model's frame i is centred where a 16 kHz model's is, so the slices agree."""
+    import dataclasses
+
+    from tfspk.corpora.records import PhoneSegment, Utterance
+    from tfspk.probes import data
+
+    def geometry(rate):
+        return make_geometry({"mfcc": (0, 1), "conv2": (5, 2)}, sample_rate=rate,
+                             frame_length_samples=rate // 40, frame_shift_samples=rate // 100)
+    at_16k = FrameEmbedder(lambda w, l: {}, geometry(16000))
+    at_8k = FrameEmbedder(lambda w, l: {}, geometry(8000))
+    cuts = [0, 1130, 3200, 3201, 7777, 16000]
+    utt = Utterance("FAAA0_SA1", "SA1.WAV", "FAAA0", meta={"sample_rate": 16000},
+                    phones=tuple(PhoneSegment(a, b, "aa") for a, b in zip(cuts, cuts[1:])))
+    for layer, frames in (("mfcc", 98), ("conv2", 44)):
+        expected = data.segment_slices(at_16k, layer, utt, frames)
+        assert expected == [at_16k.segment_frames(layer, a, b, frames)
+                            for a, b in zip(cuts, cuts[1:])]
+        assert data.segment_slices(at_8k, layer, utt, frames) == expected
+    # An alignment already at the model's rate is used as it is.
+    at_8k_rate = dataclasses.replace(utt, meta={"sample_rate": 8000})
+    assert data.segment_slices(at_8k, "mfcc", at_8k_rate, 98) == [
+        at_8k.segment_frames("mfcc", a, b, 98) for a, b in zip(cuts, cuts[1:])]

@@ -11,6 +11,7 @@ All workers must see --input's audio and --output_dir at the same paths.
 """
 from absl import app, flags
 
+from tfspk import flagfiles
 from tfspk.shards import cli
 from tfspk.shards.beam import RUNNERS, build_split_beam
 
@@ -25,8 +26,9 @@ def define_flags(flag_values=FLAGS):
 
 
 def parse_flags(argv, flag_values=FLAGS):
-    """absl parses its flags; everything else is left for Beam's PipelineOptions."""
-    return flag_values(argv, known_only=True)
+    """absl parses its flags (a bad one, or a binary --flagfile, is a one-line flag error);
+    everything else is left for Beam's PipelineOptions."""
+    return flagfiles.parse_known_flags_with_usage(argv, flag_values)
 
 
 @cli.user_errors

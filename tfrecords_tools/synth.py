@@ -14,6 +14,8 @@ import json
 
 from absl import app, flags
 
+from tfspk import flagfiles
+from tfspk.shards.cli import user_errors
 from tfspk.synth import corpus
 
 _KINDS = ("voxceleb", "timit", "augmentation")
@@ -70,6 +72,7 @@ def generate(kind, output_dir, num_speakers, utts_per_speaker, seed, spread, num
     raise ValueError(f"unknown kind {kind!r}; known: {_KINDS}")
 
 
+@user_errors  # an unwritable --output_dir and the like: `error: ...`, exit 2
 def main(argv, flag_values=FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -89,4 +92,4 @@ def main(argv, flag_values=FLAGS):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -8,6 +8,7 @@ traceback from inside absl. The CLIs pass `parse_flags_with_usage` to `app.run`:
 
 which checks every `--flagfile` (and the flag files those name) first and reports a
 bad one the way absl reports any flag error: one line, exit status 1.
+`parse_known_flags_with_usage` does the same for a CLI that passes unknown flags on.
 """
 from __future__ import annotations
 
@@ -55,12 +56,30 @@ def check_flagfiles(argv: Sequence[str], _seen: frozenset = frozenset()) -> None
         check_flagfiles(nested, _seen | {real})
 
 
+def _flag_error_exit(error: flags.Error):
+    """Reports a flag error as absl's `parse_flags_with_usage` does, and exits 1."""
+    sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
+    sys.stderr.write("Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(1)
+
+
 def parse_flags_with_usage(argv):
     """`app.run`'s flags_parser: absl's own, after `check_flagfiles`."""
     try:
         check_flagfiles(argv)
     except flags.Error as error:
-        sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
-        sys.stderr.write("Pass --helpshort or --helpfull to see help on flags.\n")
-        sys.exit(1)
+        _flag_error_exit(error)
     return app.parse_flags_with_usage(argv)
+
+
+def parse_known_flags_with_usage(argv, flag_values: flags.FlagValues = flags.FLAGS):
+    """The same for a CLI that passes the flags it does not define on (the Beam build hands
+    them to Beam): parses with `known_only=True` and returns the program name and the
+    unknown arguments. A bad value of a known flag is a one-line flag error, as with
+    `parse_flags_with_usage` (absl's `app.run` prints a custom parser's errors as a
+    traceback)."""
+    try:
+        check_flagfiles(argv)
+        return flag_values(argv, known_only=True)
+    except flags.Error as error:
+        _flag_error_exit(error)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tfspk import phones
 
-from tfspk.probes import data
+from tfspk.probes import checks, data
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv, write_json
 
@@ -48,18 +48,25 @@ def phone_similarities(embedder: FrameEmbedder, layer: str, utt, frames: np.ndar
                      for piece in data.segment_slices(embedder, layer, utt, len(frames))])
 
 
+def check_options(embedder: FrameEmbedder, utterances, layer: Optional[str],
+                  min_utterances: int, exclude: Sequence[str]) -> None:
+    """The checks `critical_phones` runs before embedding anything (`ProbeOptionError`
+    naming the `critical_*` option)."""
+    if layer is not None:
+        checks.check_layers(embedder, "critical_layer", [layer])
+    checks.check_min_utterances("critical_min_utterances", utterances, min_utterances)
+    checks.check_phone_labels("critical_exclude", exclude)
+
+
 def critical_phones(embedder: FrameEmbedder, utterances, layer: Optional[str] = None,
                     min_utterances: int = 10, exclude: Sequence[str] = DEFAULT_EXCLUDE,
                     progress: bool = True) -> list[CriticalPhones]:
     """Highest/lowest-similarity phone of every held-out utterance (see module docstring)."""
+    check_options(embedder, utterances, layer, min_utterances, exclude)
     layer = layer or embedder.layers[-1]
-    if min_utterances < 2:
-        raise ValueError(f"min_utterances must be >= 2 (one held out), got {min_utterances}")
     excluded = {label.lower() for label in exclude}
     groups = {speaker: utts for speaker, utts in data.group_by_speaker(utterances).items()
               if len(utts) >= min_utterances}
-    if not groups:
-        raise ValueError(f"{PROBE}: no speaker has {min_utterances} utterances")
     results = []
     for speaker, utts in sorted(groups.items()):
         embedded = list(data.embed_utterances(embedder, utts, [layer],

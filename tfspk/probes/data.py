@@ -7,6 +7,8 @@ would take tens of GB.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import os
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -26,8 +28,16 @@ def load_split(timit_dir: str, split: str, max_speakers: Optional[int] = None,
     """Utterances of one TIMIT split that have a phone alignment, sorted by id.
 
     `max_speakers` keeps the first speakers in sorted order; `max_utterances_per_speaker`
-    the first utterances of each (for quick runs).
+    the first utterances of each (for quick runs). Every kept utterance's audio header is
+    read now (`check_alignment`), so an alignment past the end of its audio or an
+    unreadable file is refused before any probe work, naming the file.
     """
+    from tfspk.probes import checks
+
+    for option, value in (("max_speakers", max_speakers),
+                          ("max_utterances_per_speaker", max_utterances_per_speaker)):
+        if value is not None:
+            checks.check_positive(option, value)
     utterances = [utt for utt in timit.read_timit(timit_dir, split) if utt.phones]
     if not utterances:
         raise CorpusFormatError(f"no {split} utterance has a .PHN alignment", timit_dir)
@@ -36,7 +46,40 @@ def load_split(timit_dir: str, split: str, max_speakers: Optional[int] = None,
     kept = []
     for speaker in speakers:
         kept.extend(by_speaker[speaker][:max_utterances_per_speaker])
-    return kept
+    return [check_alignment(utt) for utt in kept]
+
+
+def check_alignment(utt: Utterance) -> Utterance:
+    """`utt` with its audio's `sample_rate` and `num_samples` in `meta`, after checking
+    from the header that its phones end within the audio.
+
+    A .PHN that runs past the audio would otherwise be clipped to the last frames without a
+    word (`frames_centred_in` clips to the valid frames) and change the probe results.
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(utt.path)
+    except (soundfile.SoundFileError, RuntimeError, OSError) as error:
+        raise audio.AudioError(f"cannot read the audio header ({error})", utt.path) from None
+    available = info.frames if utt.end is None else min(utt.end, info.frames)
+    last = utt.phones[-1]   # .PHN phones tile the utterance (timit.read_phn): the last ends it
+    if last.end > available:
+        raise CorpusFormatError(
+            f"phone {last.label!r} ends at sample {last.end}, past the end of the audio "
+            f"({available} samples in {utt.path})", _alignment_path(utt.path),
+            len(utt.phones))
+    return dataclasses.replace(utt, meta=dict(utt.meta, sample_rate=int(info.samplerate),
+                                              num_samples=int(info.frames)))
+
+
+def _alignment_path(wav_path: str) -> str:
+    """The .PHN file beside `wav_path` (names matched case-insensitively, as
+    `timit.read_timit` does)."""
+    folder, name = os.path.split(wav_path)
+    wanted = name.partition(".")[0].upper() + ".PHN"
+    return next((os.path.join(folder, other) for other in sorted(os.listdir(folder))
+                 if other.upper() == wanted), wav_path)
 
 
 def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utterance]]:
@@ -65,11 +108,20 @@ def embed_utterances(embedder: FrameEmbedder, utterances: Sequence[Utterance],
 
 def segment_slices(embedder: FrameEmbedder, layer: str, utt: Utterance,
                    num_frames: int) -> list[slice]:
-    """The frames of `layer` that belong to each phone of `utt`, in phone order."""
+    """The frames of `layer` that belong to each phone of `utt`, in phone order.
+
+    Phones are in the samples of the audio file; when `load_split` recorded the file's
+    rate and the model runs at another (`load_waveform` resamples), they are scaled to the
+    model's rate."""
     if num_frames < 1:
         raise ValueError(f"{utt.path}: too short for any frame of layer {layer!r}")
-    return [embedder.segment_frames(layer, phone.start - utt.start, phone.end - utt.start,
-                                    num_frames) for phone in utt.phones]
+    scale = embedder.sample_rate / utt.meta.get("sample_rate", embedder.sample_rate)
+    slices = []
+    for phone in utt.phones:
+        start = round((phone.start - utt.start) * scale)
+        end = max(round((phone.end - utt.start) * scale), start + 1)   # never empty
+        slices.append(embedder.segment_frames(layer, start, end, num_frames))
+    return slices
 
 
 def segment_means(embedder: FrameEmbedder, layer: str, utt: Utterance,

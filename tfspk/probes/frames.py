@@ -80,17 +80,16 @@ class FrameEmbedder:
           name: shown in error messages and reports.
           layers: a subset of the geometry's layers to expose (default: all of them).
         """
+        from tfspk.probes.checks import check_layers
+
         _check_geometry(geometry, name)
         self._fn = fn
         self.geometry = dict(geometry)
         self.name = name
-        known = list(geometry["layers"])
+        self._layers = tuple(geometry["layers"])
+        check_layers(self, "layers", layers)   # UnknownLayerError, a FrameEmbedderError
         if layers is not None:
-            unknown = [layer for layer in layers if layer not in geometry["layers"]]
-            if unknown:
-                raise FrameEmbedderError(f"{name}: unknown layers {unknown}; it has {known}")
-            known = [layer for layer in known if layer in layers]
-        self._layers = tuple(known)
+            self._layers = tuple(layer for layer in self._layers if layer in layers)
         self.sample_rate = int(geometry.get("sample_rate", 16000))
 
     # ------------------------------------------------------------------ constructors

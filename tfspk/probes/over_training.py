@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from tfspk.probes import broad_class, phone_recognition
+from tfspk.probes import broad_class, checks, phone_recognition
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv
-from tfspk.training.checkpointing import list_checkpoints
 
 PROBE = "over_training"
 
@@ -25,12 +24,12 @@ def probe_checkpoints(model_dir: str, train, test, layers: Optional[Sequence[str
                       progress: bool = True) -> list[dict]:
     """One row per (checkpoint, layer): `{"step", "layer", "broad_class_accuracy", "per"}`
     (`per` None for layers without a recognizer). `per_layers=[]` skips PER."""
-    checkpoints = list_checkpoints(model_dir)
-    if not checkpoints:
-        raise FileNotFoundError(f"{os.path.join(model_dir, 'checkpoints')}: no checkpoints")
+    checkpoints = checks.check_training_run(model_dir)
     rows = []
-    for step, prefix in checkpoints:
+    for index, (step, prefix) in enumerate(checkpoints):
         embedder = FrameEmbedder.from_checkpoint(model_dir, prefix, layers=layers)
+        if index == 0:   # before any work, as the first checkpoint is the first model
+            checks.check_layers(embedder, "per_layers", per_layers)
         accuracies = broad_class.broad_class_confusion(embedder, train, test,
                                                        progress=progress).accuracies()
         chosen = [embedder.layers[-1]] if per_layers is None else list(per_layers)

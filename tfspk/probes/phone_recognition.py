@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from tfspk.probes import checks
 from tfspk.probes.edit_distance import EditCounts, edit_distance
 from tfspk.probes.frames import FrameEmbedder
 # Re-exported: this module's names before the recognizer and examples had their own.
@@ -72,6 +73,17 @@ class RecognizerConfig:
 
     def __post_init__(self):
         output_symbols(self.loss)   # validates the loss name
+        # Checked here, not when the recognizer trains after minutes of embedding; the
+        # options are named as the `--per_*` flags that set them.
+        for name in ("units", "num_layers", "epochs", "batch_size"):
+            checks.check_positive(f"per_{name}", getattr(self, name))
+        if self.chunk_frames < 0:
+            raise checks.ProbeOptionError("per_chunk_frames", self.chunk_frames,
+                                          "must be >= 0 (0: whole utterances)")
+        for name, value in (("per_learning_rate", self.learning_rate),
+                            ("clip_norm", self.clip_norm)):
+            if not value > 0:   # NaN too
+                raise checks.ProbeOptionError(name, value, "must be > 0")
 
 
 @dataclasses.dataclass
@@ -194,6 +206,7 @@ def phone_error_rates(embedder: FrameEmbedder, train, test,
                       layers: Optional[Sequence[str]] = None,
                       config: Optional[RecognizerConfig] = None,
                       progress: bool = True) -> dict[str, LayerPer]:
+    checks.check_layers(embedder, "per_layers", layers)
     config = config or RecognizerConfig()
     return {layer: layer_phone_error_rate(embedder, train, test, layer, config, progress)
             for layer in (layers or embedder.layers)}

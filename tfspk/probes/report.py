@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import re
@@ -17,6 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
+
+from tfspk.shards.writer import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 REPORT_FILENAME = "report.md"
 REPORT_TITLE = "# Frame-level probes"
@@ -32,26 +35,31 @@ class Artifact:
     description: str
 
 
+# Every output is written atomically (`tfspk.shards.writer`): a probe killed mid-write
+# leaves the previous run's file or the new one, never half of one.
 def save_figure(figure, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=110,
+                   bbox_inches="tight")
     plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
 def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
     return path
 
 
 def write_json(path: str, value) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
     return path
 
 
@@ -70,6 +78,5 @@ def update_report(output_dir: str, artifacts: Sequence[Artifact]) -> str:
         entries[relative] = (f"- **{artifact.probe}** [{os.path.basename(relative)}]"
                              f"({relative}): {artifact.description}")
     os.makedirs(output_dir, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(REPORT_TITLE + "\n\n" + "\n".join(entries.values()) + "\n")
+    atomic_write_text(path, REPORT_TITLE + "\n\n" + "\n".join(entries.values()) + "\n")
     return path

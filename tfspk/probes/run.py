@@ -13,8 +13,8 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
-from tfspk.probes import (broad_class, critical_phones, over_training, phone_recognition,
-                          similarity_matrix, tsne)
+from tfspk.probes import (broad_class, checks, critical_phones, over_training,
+                          phone_recognition, similarity_matrix, tsne)
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import REPORT_FILENAME, Artifact, update_report, write_json
 
@@ -37,11 +37,28 @@ class RunOptions:
     seed: int = 0
 
 
+def check_run(embedder: FrameEmbedder, train, test, model_dir: Optional[str],
+              options: RunOptions) -> None:
+    """What each probe of `run_all` would refuse, checked before the first one runs
+    (`checks.ProbeOptionError` naming the option, i.e. the `probes.run` flag)."""
+    checks.check_layers(embedder, "per_layers", options.per_layers)
+    checks.check_positive("tsne_max_segments", options.tsne_max_segments)
+    critical_phones.check_options(embedder, test, options.critical_layer,
+                                  options.critical_min_utterances, options.critical_exclude)
+    similarity_matrix.choose_pairs(test)
+    if model_dir:
+        checks.check_training_run(model_dir)
+
+
 def run_all(embedder: FrameEmbedder, train, test, output_dir: str,
             model_dir: Optional[str] = None, options: Optional[RunOptions] = None,
             progress: bool = True) -> dict:
-    """All probes; returns the results.json content and writes report.md beside it."""
+    """All probes; returns the results.json content and writes report.md beside it.
+
+    Every option is checked first (`check_run`): a bad one is refused before any
+    embedding, and before an older report in `output_dir` is replaced."""
     options = options or RunOptions()
+    check_run(embedder, train, test, model_dir, options)
     os.makedirs(output_dir, exist_ok=True)
     report = os.path.join(output_dir, REPORT_FILENAME)
     if os.path.exists(report):

@@ -28,11 +28,14 @@ def choose_pairs(utterances, same: Optional[Sequence[str]] = None,
     Explicit utterance ids win; otherwise the first two utterances of the first speaker
     with two, against the first utterance of another speaker.
     """
+    from tfspk.probes.checks import ProbeOptionError
+
     by_id = {utt.utt_id: utt for utt in utterances}
-    for ids in (same, different):
+    for option, ids in (("same_speaker_pair", same), ("different_speaker_pair", different)):
         for utt_id in ids or ():
             if utt_id not in by_id:
-                raise ValueError(f"{PROBE}: utterance {utt_id!r} is not in the split")
+                raise ProbeOptionError(option, ",".join(ids),
+                                       f"utterance {utt_id!r} is not in the split")
     groups = data.group_by_speaker(utterances)
     pairs = {}
     if same:

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from sklearn.manifold import TSNE
 
-from tfspk.probes import data
+from tfspk.probes import checks, data
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv
 
@@ -49,6 +49,8 @@ def segment_tsne(embedder: FrameEmbedder, utterances, layers: Optional[Sequence[
                  ) -> tuple[dict[str, np.ndarray], list[str]]:
     """t-SNE coordinates per layer (default: first and last) of at most `max_segments`
     randomly chosen phone segments, and the broad class of each."""
+    checks.check_layers(embedder, "layers", layers)
+    checks.check_positive("tsne_max_segments", max_segments)
     layers = list(layers or dict.fromkeys([embedder.layers[0], embedder.layers[-1]]))
     segments, labels = collect_segments(embedder, utterances, layers, progress)
     chosen = np.arange(len(labels))

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfspk import model_spec as spec_lib
 from tfspk.layers.margin import linear_margin_schedule
+from tfspk.shards.writer import atomic_write_text
 from tfspk.training import checkpointing, finetune, optim, strategies, summaries
 from tfspk.training.config import (MIXED_PRECISION, DataConfig, OptimConfig,  # noqa: F401
                                    TrainConfig, TrainConfigError, validate_config)
@@ -361,9 +362,9 @@ def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool
         os.makedirs(config.model_dir, exist_ok=True)
         spec.save(config.model_dir)
         config.save()
-        with open(os.path.join(config.model_dir, "run_config.json"), "w") as f:
-            json.dump({"config": dataclasses.asdict(config), "versions": versions(),
-                       "num_replicas": strategy.num_replicas_in_sync}, f, indent=2, default=str)
+        atomic_write_text(os.path.join(config.model_dir, "run_config.json"), json.dumps(
+            {"config": dataclasses.asdict(config), "versions": versions(),
+             "num_replicas": strategy.num_replicas_in_sync}, indent=2, default=str))
 
     chief_manager_dir = os.path.join(config.model_dir, "checkpoints")
     latest = tf.train.latest_checkpoint(chief_manager_dir)
@@ -481,8 +482,9 @@ def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool
         last["stopped_by_signal"] = stop.signal_name
         last["weights_sha256"] = weights_digest(classifier)
     if chief:
-        with open(os.path.join(config.model_dir, "last_metrics.json"), "w") as f:
-            json.dump(last, f, indent=2)
+        # Atomic, as every file of the run dir: a kill leaves the old file or the new one.
+        atomic_write_text(os.path.join(config.model_dir, "last_metrics.json"),
+                          json.dumps(last, indent=2))
     return last
 
 
