@@ -5,10 +5,14 @@ Training (`train_dataset`), per input pipeline:
 
   shards (this worker's share) -> shuffled file order, repeated -> interleave
   -> shuffle records -> per example (stateless, seeded by (pipeline seed, index)):
-     parse, draw the augmentation plan, random crop of exactly the samples that give
-     `num_frames` frames (speed-perturbed crops are cut longer or shorter and resampled
-     to that length) -> [speaker-balanced grouping] -> zip with the augmentation source
-     crops -> batch (drop_remainder) -> augment + MFCC + CMN + SpecAugment
+     parse (the PCM stays raw bytes), draw the augmentation plan, random crop of
+     exactly the samples that give `num_frames` frames, decoding only those samples
+     (speed-perturbed crops are cut longer or shorter and resampled to that length)
+     -> zip with the augmentation sources (`AugmentationSources.example_streams`: a
+     kind's stream is read only for the examples whose plan applies it)
+     -> [speaker-balanced grouping] -> the additive sources summed at unit speech power
+     (`augment.premix_additive`: one signal per example, whatever the kind)
+     -> batch (drop_remainder) -> augment + MFCC + CMN + SpecAugment
      (`device_augment_and_features`, in tf.data, or later on the accelerator)
   -> prefetch.
 
@@ -41,14 +45,15 @@ import tensorflow as tf
 from tfspk import features as features_lib
 from tfspk import paths, schema
 from tfspk.augment import (AugmentationConfig, AugmentationSources, augment_waveforms,
-                           draw_plan, mask_features, random_crop, resample_to_length,
-                           speed_label)
-from tfspk.augment.plan import BABBLE, MUSIC, NOISE
+                           draw_plan, mask_features, resample_to_length, speed_label)
+from tfspk.augment.cropping import random_crop_pcm16
+from tfspk.augment.plan import draw_kinds, premix_additive
 from tfspk.augment.speed import perturbed_length
 from tfspk.frontend import framing
 from tfspk.frontend import layers as frontend_layers
 
-_SOURCE_PLAN_KEYS = ("reverb", "additive", "snr_db", "babble_snr_db", "num_babble")
+_SOURCE_PLAN_KEYS = ("reverb", "additive", "snr_db", "noise_snr_db", "babble_snr_db",
+                     "num_babble")
 _MASK_PLAN_KEYS = ("time_mask_start", "time_mask_width", "freq_mask_start", "freq_mask_width")
 
 
@@ -153,14 +158,26 @@ def _shard_files_checked(file_pattern, require_examples: bool) -> list[str]:
     return files
 
 
-def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
-    example = schema.parse_example(serialized)
+# What training and evaluation read of an example: the PCM stays raw bytes here, so a
+# training crop decodes only its own samples (`random_crop_pcm16`) and the phone lists
+# are never parsed.
+_RECORD_SPEC = {key: schema.FEATURE_SPEC[key] for key in (
+    "schema_version", "utt_id", "speaker", "label", "audio_pcm16", "sample_rate")}
+
+
+def _parse_record(serialized, path, sample_rate: int, labelled: bool) -> dict:
+    """`pcm` (raw little-endian int16 bytes), `label`, `utt_id`, `speaker` of one record,
+    after the checks every reader makes (schema version, rate, non-empty, label)."""
+    example = tf.io.parse_single_example(serialized, _RECORD_SPEC)
     checks = [
+        tf.debugging.assert_less_equal(
+            example["schema_version"], tf.constant(schema.SCHEMA_VERSION, tf.int64),
+            message="TFRecord written by a newer tfspk schema"),
         tf.debugging.Assert(
             tf.equal(example["sample_rate"], sample_rate),
             [f"sample rate differs from the expected {sample_rate} Hz; shard, utt_id, rate:",
              path, example["utt_id"], example["sample_rate"]]),
-        tf.debugging.Assert(example["num_samples"] > 0,
+        tf.debugging.Assert(tf.strings.length(example["audio_pcm16"]) >= 2,
                             ["empty utterance; shard, utt_id:", path, example["utt_id"]]),
     ]
     if labelled:
@@ -169,8 +186,16 @@ def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
             ["utterance without a speaker label (label -1: build the shards with a "
              "speakers.tsv); shard, utt_id:", path, example["utt_id"]]))
     with tf.control_dependencies(checks):
-        return {key: tf.identity(value) for key, value in example.items()
-                if key in ("waveform", "label", "utt_id", "speaker")}
+        return {"pcm": tf.identity(example["audio_pcm16"]),
+                "label": tf.identity(example["label"]),
+                "utt_id": example["utt_id"], "speaker": example["speaker"]}
+
+
+def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
+    """`_parse_record` with the whole waveform decoded (float32 in [-1, 1])."""
+    example = _parse_record(serialized, path, sample_rate, labelled)
+    pcm = tf.io.decode_raw(example.pop("pcm"), tf.int16, little_endian=True)
+    return dict(example, waveform=tf.cast(pcm, tf.float32) / 32768.0)
 
 
 def _example_seeds(base_seed: int, index) -> tuple[tf.Tensor, tf.Tensor]:
@@ -180,46 +205,39 @@ def _example_seeds(base_seed: int, index) -> tuple[tf.Tensor, tf.Tensor]:
     return crop_seed, plan_seed
 
 
-def _source_selectors(augmentation: AugmentationConfig, base_seed: int, num_frames: int,
-                      num_features: int) -> dict[str, tf.data.Dataset]:
-    """Per source kind, whether the `index`-th example's plan applies it, for every index.
+def _example_kinds(augmentation: AugmentationConfig, base_seed: int) -> tf.data.Dataset:
+    """(reverb, additive) of the `index`-th example's plan, for every index.
 
-    The plan is redrawn from the same seed as `_crop_example` draws it, so the selectors
-    line up with the examples without a second pass over the records.
-    """
-    def applies(index):
-        plan = draw_plan(augmentation, _example_seeds(base_seed, index)[1],
-                         num_frames=num_frames, num_features=num_features)
-        return {"rir": plan["reverb"], "noise": tf.equal(plan["additive"], NOISE),
-                "music": tf.equal(plan["additive"], MUSIC),
-                "babble": tf.equal(plan["additive"], BABBLE)}
-
-    decisions = tf.data.Dataset.range(2**62).map(applies)
-    return {kind: decisions.map(lambda flags, kind=kind: flags[kind])
-            for kind in augmentation.source_kinds}
+    Drawn from the same seed as `_crop_example` draws the plan (`draw_kinds` is the
+    part of `draw_plan` that picks the kinds), so the source streams line up with the
+    examples without a second pass over the records."""
+    return tf.data.Dataset.range(2**62).map(
+        lambda index: draw_kinds(augmentation, _example_seeds(base_seed, index)[1]),
+        num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _crop_example(index, example, *, base_seed: int, crop_samples: int,
                   augmentation: AugmentationConfig | None, num_frames: int,
-                  num_features: int) -> dict:
+                  num_features: int, num_fg_noises: int = 1) -> dict:
     """Random crop (with speed perturbation) and the plan of one example."""
     crop_seed, plan_seed = _example_seeds(base_seed, index)
     label = tf.cast(example["label"], tf.int32)
     if augmentation is None:
-        waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+        waveform = random_crop_pcm16(example["pcm"], crop_samples, crop_seed)
         return {"waveform": tf.ensure_shape(waveform, [crop_samples]), "label": label,
                 "plan": {}}
-    plan = draw_plan(augmentation, plan_seed, num_frames=num_frames, num_features=num_features)
+    plan = draw_plan(augmentation, plan_seed, num_frames=num_frames, num_features=num_features,
+                     num_fg_noises=num_fg_noises)
     if augmentation.speed > 0:
         # Cut factor x the crop and play it factor times faster: exactly crop_samples.
         source_samples = perturbed_length(crop_samples, 1.0 / plan["speed_factor"])
-        waveform = random_crop(example["waveform"], source_samples, crop_seed)
+        waveform = random_crop_pcm16(example["pcm"], source_samples, crop_seed)
         waveform = tf.cond(plan["speed_index"] > 0,
                            lambda: resample_to_length(waveform, crop_samples),
                            lambda: waveform)
         label = speed_label(label, plan["speed_index"], augmentation.speed_label_offset)
     else:
-        waveform = random_crop(example["waveform"], crop_samples, crop_seed)
+        waveform = random_crop_pcm16(example["pcm"], crop_samples, crop_seed)
     wanted = (_SOURCE_PLAN_KEYS if augmentation.source_kinds else ()) + (
         _MASK_PLAN_KEYS if augmentation.specaugment > 0 else ())
     return {"waveform": tf.ensure_shape(waveform, [crop_samples]), "label": label,
@@ -338,8 +356,8 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
             records = records.shard(input_context.num_input_pipelines, pipeline_id)
         records = records.shuffle(shuffle_buffer, seed=set_seed + 1,
                                   reshuffle_each_iteration=True)
-        parsed = records.map(lambda record, path: _parse_checked(record, path, sample_rate,
-                                                                 True),
+        parsed = records.map(lambda record, path: _parse_record(record, path, sample_rate,
+                                                                True),
                              num_parallel_calls=tf.data.AUTOTUNE)
         if offset:
             parsed = parsed.map(lambda example, offset=offset: dict(
@@ -347,34 +365,51 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
         per_set.append(parsed)
     examples = per_set[0] if len(per_set) == 1 else tf.data.Dataset.sample_from_datasets(
         per_set, weights=weights, seed=base_seed + 2)
+    num_fg_noises = 1 if augmentation is None else augmentation.max_fg_noises(
+        crop_samples, sample_rate)
+    fg_interval = None if augmentation is None or (
+        augmentation.noise_placement != "foreground") else augmentation.fg_interval_samples(
+            sample_rate)
     examples = examples.enumerate().map(
         lambda index, example: _crop_example(
             index, example, base_seed=base_seed, crop_samples=crop_samples,
             augmentation=augmentation, num_frames=num_frames,
-            num_features=frontend.feature_dim),
+            num_features=frontend.feature_dim, num_fg_noises=num_fg_noises),
         num_parallel_calls=tf.data.AUTOTUNE)
     uses_sources = augmentation is not None and bool(augmentation.source_kinds)
-    if uses_sources:
-        # Zipped before balancing, while an example's position is still its plan index; a
-        # kind the plan does not apply travels as an empty crop, so nothing is read for it.
-        selectors = _source_selectors(augmentation, base_seed, num_frames,
-                                      frontend.feature_dim)
-        streams = augmentation_sources.crop_datasets(augmentation, crop_samples, base_seed,
-                                                     selectors)
-        examples = tf.data.Dataset.zip((examples, streams)).map(
-            lambda example, sources: dict(example, sources=sources))
-    if speaker_balanced is not None:
-        examples = _balanced(examples, *speaker_balanced, batch_size)
 
-    def to_inputs(example):
-        sources = {kind: augmentation_sources.expand_source(crop, kind, augmentation,
-                                                            crop_samples)
-                   for kind, crop in example.get("sources", {}).items()}
-        inputs = {"waveform": example["waveform"], "lengths": tf.constant(crop_samples, tf.int32),
+    def to_inputs(example, streams=None):
+        # One map per example after the crop: the additive sources are summed at unit
+        # speech power here (`premix_additive`), so a batch carries one signal per
+        # example instead of up to seven babble crops.
+        streams = example.get("sources", {}) if streams is None else streams
+        sources = {}
+        if "rir" in streams:
+            sources["rir"] = streams["rir"]
+        if "additive" in streams:
+            crops, lengths = streams["additive"]
+            sources["additive"] = tf.ensure_shape(premix_additive(
+                example["plan"], crops, lengths, fg_interval), [crop_samples])
+        inputs = {"waveform": example["waveform"],
+                  "lengths": tf.constant(crop_samples, tf.int32),
                   "plan": example["plan"], "sources": sources}
         return inputs, example["label"]
 
-    examples = examples.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    if uses_sources:
+        # Zipped before balancing, while an example's position is still its plan index; a
+        # kind the plan does not apply is not read (an empty crop or zeros travel).
+        streams = augmentation_sources.example_streams(
+            augmentation, crop_samples, base_seed, _example_kinds(augmentation, base_seed))
+        examples = tf.data.Dataset.zip((examples, streams))
+        if speaker_balanced is not None:
+            examples = examples.map(lambda example, crops: dict(example, sources=crops))
+    if speaker_balanced is not None:
+        examples = _balanced(examples, *speaker_balanced, batch_size)
+    if uses_sources and speaker_balanced is None:
+        examples = examples.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        examples = examples.map(lambda example: to_inputs(example),
+                                num_parallel_calls=tf.data.AUTOTUNE)
     batches = examples.batch(batch_size, drop_remainder=True)
     if not features_on_device:
         batches = batches.map(

@@ -7,6 +7,7 @@ import math
 from tfspk.flagspec import Each, Range, Rule, field
 
 SNR_SAMPLING = ("discrete", "uniform")
+NOISE_PLACEMENTS = ("foreground", "background")
 _PROBABILITY = Range(0, 1)
 _NON_EMPTY = Rule(lambda values: len(values) > 0 and all(math.isfinite(v) for v in values),
                   "a non-empty comma-separated list of finite numbers")
@@ -35,8 +36,9 @@ class AugmentationConfig:
 
     Every field is a `tfspk.train` flag (`--augment_<kind>` for the probabilities, the
     field name for the rest); the defaults are Kaldi's VoxCeleb v2 recipe values
-    (egs/voxceleb/v2/run.sh: MUSAN noise 0-15 dB, music 5-15 dB, babble 3-7 speakers at
-    13-20 dB, speed 0.9/1.1), with every kind off until its probability is set.
+    (egs/voxceleb/v2/run.sh: MUSAN noise 0-15 dB placed as foreground noises 1 s apart,
+    music 5-15 dB, babble 3-7 speakers at 13-20 dB, speed 0.9/1.1), with every kind off
+    until its probability is set.
     """
 
     reverb: float = field(0.0, "Probability of reverberating an example with a room impulse "
@@ -62,6 +64,15 @@ class AugmentationConfig:
     babble_snrs: tuple[float, ...] = field((13.0, 15.0, 17.0, 20.0), "SNRs (dB) of each "
                                            "babble source (Kaldi: 13,15,17,20).",
                                            rule=_NON_EMPTY)
+    noise_placement: str = field(
+        "foreground", "'foreground' (Kaldi's MUSAN noise, augment_data_dir.py --fg-noise-dir):"
+        " noises one after another, each followed by --fg_interval seconds without noise "
+        "and at its own SNR from --noise_snrs, until the crop is covered; 'background': "
+        "one noise over the whole crop (tiled when shorter), as music.",
+        choices=NOISE_PLACEMENTS)
+    fg_interval: float = field(1.0, "Seconds without noise after each foreground noise "
+                               "(Kaldi's --fg-interval: 1).",
+                               rule=Range(0, low_open=True))
     snr_sampling: str = field("discrete", "'discrete': an SNR from the list (Kaldi); "
                               "'uniform': uniform between its minimum and maximum.",
                               choices=SNR_SAMPLING)
@@ -105,6 +116,12 @@ class AugmentationConfig:
         if self.snr_sampling not in SNR_SAMPLING:
             raise ValueError(f"AugmentationConfig.snr_sampling must be one of {SNR_SAMPLING}, "
                              f"got {self.snr_sampling!r}")
+        if self.noise_placement not in NOISE_PLACEMENTS:
+            raise ValueError("AugmentationConfig.noise_placement must be one of "
+                             f"{NOISE_PLACEMENTS}, got {self.noise_placement!r}")
+        if not self.fg_interval > 0:
+            raise ValueError(f"AugmentationConfig.fg_interval must be > 0 seconds, got "
+                             f"{self.fg_interval}")
         low, high = (int(v) for v in self.babble_speakers)
         object.__setattr__(self, "babble_speakers", (low, high))
         if not 1 <= low <= high:
@@ -134,6 +151,16 @@ class AugmentationConfig:
         wanted = (("rir", self.reverb), ("noise", self.noise), ("music", self.music),
                   ("babble", self.babble))
         return tuple(kind for kind, probability in wanted if probability > 0)
+
+    def max_fg_noises(self, crop_samples: int, sample_rate: int = 16000) -> int:
+        """Foreground noises a crop can hold: noise k starts after k intervals and k
+        noises of at least one sample, so k * (interval + 1) < crop_samples."""
+        if self.noise_placement != "foreground":
+            return 1
+        return max(1, -(-int(crop_samples) // (self.fg_interval_samples(sample_rate) + 1)))
+
+    def fg_interval_samples(self, sample_rate: int = 16000) -> int:
+        return int(round(self.fg_interval * sample_rate))
 
     @property
     def max_babble_speakers(self) -> int:

@@ -17,6 +17,7 @@ import abc
 import dataclasses
 import functools
 import os
+import struct
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from tfspk import paths, schema
 from tfspk.augment.config import AugmentationConfig
-from tfspk.augment.cropping import crops_at, head_crop, random_crops
+from tfspk.augment.cropping import crops_at, random_crops
 from tfspk.augment.mixing import fit_to_length
 
 # Sub-directories of an augmentation TFRecord root, by source kind (first match wins).
@@ -39,6 +40,8 @@ KIND_DIRECTORIES = {
 #: Room-size folders of RIRS_NOISES/simulated_rirs that Kaldi's VoxCeleb v2 recipe uses.
 KALDI_V2_RIR_ROOMS = ("smallroom", "mediumroom")
 _KIND_STREAM = {"noise": 101, "music": 102, "babble": 103, "rir": 104}
+# Noise/music windows and RIRs read per numpy_function call (see recording_batches).
+_READ_BATCH = 8
 
 
 class AugmentationSourceError(ValueError):
@@ -61,6 +64,61 @@ def _frames_and_rate(path: str) -> tuple[int, int] | None:
     return int(info.frames), int(info.samplerate)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _wav_pcm16_layout(path: str) -> tuple[int, int, int] | None:
+    """(byte offset of the samples, frames, rate) of a mono 16-bit PCM RIFF/WAVE file
+    whose data chunk is complete, None for anything else (other formats, channels or
+    sample widths, WAVE_FORMAT_EXTENSIBLE, truncated or streamed headers), which
+    `tfspk.audio.load_audio` then reads and checks. Cached like `_frames_and_rate`."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            head = stream.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            position, fmt = 12, None
+            while position + 8 <= size:
+                stream.seek(position)
+                chunk_id, chunk_size = struct.unpack("<4sI", stream.read(8))
+                if chunk_id == b"fmt ":
+                    if chunk_size < 16:
+                        return None
+                    fmt = struct.unpack("<HHIIHH", stream.read(16))
+                elif chunk_id == b"data":
+                    if fmt is None or chunk_size > size - position - 8:
+                        return None
+                    tag, channels, rate, _, block_align, bits = fmt
+                    if tag != 1 or channels != 1 or bits != 16 or block_align != 2:
+                        return None
+                    return position + 8, chunk_size // 2, rate
+                position += 8 + chunk_size + (chunk_size & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _read_wav_pcm16(path: str, start: int, end: int | None,
+                    sample_rate: int) -> np.ndarray | None:
+    """Samples [start, end) of a mono 16-bit WAV at `sample_rate` as float32 k / 32768
+    (bit-identical to soundfile's float reading), by one `pread` of just those bytes;
+    None when the file or span needs `load_audio` (which also raises its errors).
+
+    libsndfile's own int16 -> float conversion costs about 3x the read itself, and this
+    is the read every noise, music and babble window makes."""
+    layout = _wav_pcm16_layout(path)
+    if layout is None or layout[2] != sample_rate:
+        return None
+    offset, frames, _ = layout
+    end = frames if end is None else end
+    if not 0 <= start < end <= frames:
+        return None
+    with open(path, "rb") as stream:
+        data = os.pread(stream.fileno(), 2 * (end - start), offset + 2 * start)
+    if len(data) != 2 * (end - start):
+        return None
+    return np.frombuffer(data, "<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+
+
 class RecordingSet(abc.ABC):
     """A collection of recordings that can be streamed as float32 [samples] tensors."""
 
@@ -74,6 +132,23 @@ class RecordingSet(abc.ABC):
         Sets that can seek read nothing else; a MUSAN music file then costs a few seconds
         of decoding, not minutes.
         """
+
+
+    def recording_batches(self, seed: int, window_samples: int, count: int,
+                          min_samples: int = 0, head: bool = False) -> tf.data.Dataset:
+        """The recordings of `recordings(seed, window_samples, head)`, `count` at a time:
+        (waveforms [count, longest] zero-padded, lengths [count]), each recording
+        shorter than `min_samples` tiled (repeated end to start) to `min_samples`."""
+        def at_least(waveform):
+            waveform = tf.convert_to_tensor(waveform, tf.float32)
+            if min_samples > 0:
+                waveform = fit_to_length(waveform, tf.maximum(tf.shape(waveform)[0],
+                                                              min_samples))
+            return waveform, tf.shape(waveform)[0]
+
+        return self.recordings(seed, window_samples, head).map(
+            at_least, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(
+                count, drop_remainder=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +230,10 @@ class AudioFileSet(RecordingSet):
         path, start, end = path.decode("utf-8"), int(start), None if end < 0 else int(end)
         start, end = self._window(path, start, end, int(window), bool(head), int(draw))
         if channel < 0:
-            samples, _ = audio.load_audio(path, self.sample_rate, downmix=True, start=start,
-                                          end=end)
+            samples = _read_wav_pcm16(path, start, end, self.sample_rate)
+            if samples is None:
+                samples, _ = audio.load_audio(path, self.sample_rate, downmix=True,
+                                              start=start, end=end)
         else:
             try:
                 samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -187,6 +264,40 @@ class AudioFileSet(RecordingSet):
             return tf.ensure_shape(samples, [None])
 
         return spans.repeat().enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def recording_batches(self, seed: int, window_samples: int, count: int,
+                          min_samples: int = 0, head: bool = False) -> tf.data.Dataset:
+        # The same draws and windows as the per-recording stream, read by one
+        # numpy_function call per batch: the per-call cost (GIL, tensor conversion, a
+        # tf.data element) was about three times that of reading an 8-s WAV window.
+        spans = tf.data.Dataset.from_tensor_slices(
+            (list(self.paths), np.array(self.starts, np.int64), np.array(self.ends, np.int64),
+             np.array(self.channels, np.int64)))
+        spans = spans.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
+
+        def load_many(paths_, starts, ends, channels, draws):
+            waveforms = []
+            for path, start, end, channel, draw in zip(paths_, starts, ends, channels, draws):
+                samples = self._load(path, start, end, channel, window_samples, head, draw)
+                if samples.size == 0:
+                    raise AugmentationSourceError(f"{path.decode('utf-8')}: empty recording")
+                if samples.size < min_samples:
+                    samples = np.resize(samples, min_samples)  # tiled, as fit_to_length
+                waveforms.append(samples)
+            longest = max(w.size for w in waveforms)
+            batch = np.zeros([len(waveforms), longest], np.float32)
+            for row, waveform in zip(batch, waveforms):
+                row[:waveform.size] = waveform
+            return batch, np.array([w.size for w in waveforms], np.int32)
+
+        def load(draws, span):
+            windows, lengths = tf.numpy_function(
+                load_many, [*span, draws + tf.constant(int(seed) << 32, tf.int64)],
+                (tf.float32, tf.int32))
+            return tf.ensure_shape(windows, [count, None]), tf.ensure_shape(lengths, [count])
+
+        return spans.repeat().enumerate().batch(count, drop_remainder=True).map(
+            lambda draws, span: load(draws, span), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,15 +431,21 @@ class AugmentationSources:
             recording_seed = (int(seed) * 7 + _KIND_STREAM[kind]) % (2**31 - 1)
             recording_set = getattr(self, kind)
             if kind == "rir":
-                recordings = recording_set.recordings(recording_seed, self.rir_samples,
-                                                      head=True)
-                crops = recordings.map(lambda w: head_crop(w, self.rir_samples),
-                                       num_parallel_calls=tf.data.AUTOTUNE)
-                if self.rir_uses_per_read > 1:
-                    # A read RIR serves several examples, which the shuffle then spreads
-                    # apart; RIRS_NOISES has 40,000 simulated small/medium-room RIRs.
-                    crops = crops.flat_map(lambda rir: tf.data.Dataset.from_tensors(
-                        rir).repeat(self.rir_uses_per_read))
+                # A read RIR serves rir_uses_per_read examples, which the shuffle then
+                # spreads apart; RIRS_NOISES has 40,000 simulated small/medium-room RIRs.
+                # Read _READ_BATCH at a time; each is its first rir_samples, zero-padded.
+                batches = recording_set.recording_batches(
+                    recording_seed, self.rir_samples, _READ_BATCH, head=True)
+                uses = max(int(self.rir_uses_per_read), 1)
+
+                def heads(rirs, lengths):
+                    rirs = tf.pad(rirs[:, :self.rir_samples],
+                                  [[0, 0], [0, self.rir_samples
+                                            - tf.minimum(tf.shape(rirs)[1], self.rir_samples)]])
+                    return tf.repeat(tf.ensure_shape(rirs, [_READ_BATCH, self.rir_samples]),
+                                     uses, axis=0)
+
+                crops = batches.map(heads, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
                 crops = crops.shuffle(self.shuffle_buffer, seed=kind_seed[0] + kind_seed[1])
             elif kind == "babble":
                 crops = self._babble_crops(recording_set, config.max_babble_speakers,
@@ -343,6 +460,89 @@ class AugmentationSources:
                 crops = tf.data.Dataset.choose_from_datasets([empty.repeat(), crops], choice)
             streams[kind] = crops
         return streams
+
+    def example_streams(self, config: AugmentationConfig, crop_samples: int, seed: int,
+                        kinds: tf.data.Dataset) -> tf.data.Dataset:
+        """Per example, what `tfspk.augment.premix_additive` and `augment_waveforms` need.
+
+        `kinds` yields each example's (reverb bool, additive int32) as `draw_kinds` draws
+        them. Elements are dicts: `rir` [rir_samples] (zeros when not reverberated;
+        only with reverb enabled) and, with an additive kind enabled, `additive` (crops
+        [n, crop_samples], lengths [n]): n = 0 for no additive source, 1 for music and
+        background noise, the `max_fg_noises` candidates of foreground noise (each a
+        crop of a noise recording, or the whole recording zero-padded when shorter,
+        with its length), `max_babble_speakers` babble crops. Each kind's stream is
+        read only for the examples that use it, in the order of `crop_datasets`'s
+        gated streams, so the same seed gives the same crops.
+        """
+        self.check(config)
+        kinds = kinds.map(lambda reverb, additive: (tf.cast(reverb, tf.int64),
+                                                    tf.cast(additive, tf.int64)))
+        crops = self.crop_datasets(config, crop_samples, seed)
+        parts = {}
+        if "rir" in crops:
+            zeros = tf.data.Dataset.from_tensors(tf.zeros([self.rir_samples])).repeat()
+            parts["rir"] = tf.data.Dataset.choose_from_datasets(
+                [zeros, crops["rir"]], kinds.map(lambda reverb, _: reverb))
+        additive = [kind for kind in ("noise", "music", "babble") if kind in crops]
+        if additive:
+            empty = tf.data.Dataset.from_tensors(
+                (tf.zeros([0, crop_samples]), tf.zeros([0], tf.int32))).repeat()
+            full = tf.fill([1], tf.constant(crop_samples, tf.int32))
+            by_code = [empty]
+            for kind in ("noise", "music", "babble"):
+                if kind not in crops:
+                    by_code.append(empty)  # never chosen: the kind's probability is 0
+                elif kind == "noise" and config.noise_placement == "foreground":
+                    by_code.append(self._foreground_candidates(
+                        self.noise, config.max_fg_noises(crop_samples, self.sample_rate),
+                        crop_samples, seed))
+                elif kind == "babble":
+                    speakers = config.max_babble_speakers
+                    by_code.append(crops[kind].map(lambda crop: (
+                        crop, tf.fill([speakers], tf.constant(crop_samples, tf.int32)))))
+                else:
+                    by_code.append(crops[kind].map(lambda crop: (crop[tf.newaxis], full)))
+            parts["additive"] = tf.data.Dataset.choose_from_datasets(
+                by_code, kinds.map(lambda _, code: code))
+        return tf.data.Dataset.zip(parts)
+
+    def _foreground_candidates(self, recording_set, count, crop_samples, seed):
+        """(crops [count, crop_samples], lengths [count]) per example: candidate
+        foreground noises. A recording (window) at least a crop long gives
+        `crops_per_recording` random crop-length parts of it, a shorter one is a whole
+        noise (zero-padded, with its length) used as many times; the shuffle spreads the
+        copies apart. Kaldi places whole MUSAN noise files: a noise longer than the crop
+        covers it from its start either way, and its power is measured here over the
+        part that is placed."""
+        window = int(round(self.window_seconds * self.sample_rate))
+        recording_seed = (int(seed) * 7 + _KIND_STREAM["noise"]) % (2**31 - 1)
+        kind_seed = tf.constant([int(seed), _KIND_STREAM["noise"] + 1000], tf.int64)
+        batches = recording_set.recording_batches(
+            recording_seed, max(window, crop_samples) if window else 0, _READ_BATCH)
+        uses = self.crops_per_recording
+
+        def candidates(waveform, length, seed):
+            parts = tf.cond(
+                length >= crop_samples,
+                lambda: random_crops(waveform, crop_samples, uses, seed),
+                lambda: tf.tile(tf.pad(waveform[:length], [[0, crop_samples - length]])[
+                    tf.newaxis], [uses, 1]))
+            return (tf.ensure_shape(parts, [uses, crop_samples]),
+                    tf.fill([uses], tf.minimum(length, crop_samples)))
+
+        def of_batch(index, batch):
+            windows, lengths = batch
+            parts = [candidates(windows[j, :lengths[j]], lengths[j],
+                                tf.random.experimental.stateless_fold_in(
+                                    kind_seed, index * _READ_BATCH + j))
+                     for j in range(_READ_BATCH)]
+            return (tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0))
+
+        parts = batches.enumerate().map(of_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        parts = parts.unbatch().shuffle(self.shuffle_buffer,
+                                        seed=int(seed) + _KIND_STREAM["noise"] + 1000)
+        return parts.batch(count, drop_remainder=True)
 
     def source_shape(self, kind: str, config: AugmentationConfig,
                      crop_samples: int) -> list[int]:
@@ -366,9 +566,24 @@ class AugmentationSources:
                       shuffle_buffer):
         """Shuffled crops, `crops_per_recording` from each window read."""
         window = int(round(self.window_seconds * self.sample_rate))
-        recordings = recording_set.recordings(recording_seed,
-                                              max(window, crop_samples) if window else 0)
-        crops = self._random_crops(recordings, crop_samples, crop_seed)
+        batches = recording_set.recording_batches(
+            recording_seed, max(window, crop_samples) if window else 0, _READ_BATCH,
+            crop_samples)
+        count = self.crops_per_recording
+        base = tf.constant(crop_seed, tf.int64)
+
+        def crops_of_batch(index, batch):
+            # Recording j of read batch i is recording i * _READ_BATCH + j of the stream,
+            # and its crops are drawn from that number, as one recording at a time.
+            windows, lengths = batch
+            crops = [random_crops(windows[j, :lengths[j]], crop_samples, count,
+                                  tf.random.experimental.stateless_fold_in(
+                                      base, index * _READ_BATCH + j))
+                     for j in range(_READ_BATCH)]
+            return tf.ensure_shape(tf.concat(crops, 0), [_READ_BATCH * count, crop_samples])
+
+        crops = batches.enumerate().map(crops_of_batch,
+                                        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         return crops.shuffle(shuffle_buffer, seed=crop_seed[0] + crop_seed[1])
 
     def _babble_crops(self, recording_set, speakers, crop_samples, seed):
@@ -387,17 +602,8 @@ class AugmentationSources:
         per_pool = -(-pool * self.crops_per_recording // speakers)
         window = int(round(self.window_seconds * self.sample_rate))
         recording_seed = (int(seed) * 7 + _KIND_STREAM["babble"]) % (2**31 - 1)
-        recordings = recording_set.recordings(recording_seed,
-                                              max(window, crop_samples) if window else 0)
-
-        def at_least_a_crop(waveform):
-            waveform = tf.convert_to_tensor(waveform, tf.float32)
-            waveform = fit_to_length(waveform, tf.maximum(tf.shape(waveform)[0],
-                                                          crop_samples))
-            return waveform, tf.shape(waveform)[0]
-
-        pools = recordings.map(at_least_a_crop, num_parallel_calls=tf.data.AUTOTUNE)
-        pools = pools.padded_batch(pool, drop_remainder=True)
+        pools = recording_set.recording_batches(
+            recording_seed, max(window, crop_samples) if window else 0, pool, crop_samples)
         base = tf.constant([int(seed), _KIND_STREAM["babble"]], tf.int64)
 
         def crops_of_pool(index, pool_data):
@@ -422,15 +628,3 @@ class AugmentationSources:
             lambda crop: tf.ensure_shape(crop, [speakers, crop_samples]))
         # Neighbouring examples of one pool share windows; mixing two pools' worth apart.
         return crops.shuffle(2 * per_pool, seed=int(seed) + _KIND_STREAM["babble"])
-
-    def _random_crops(self, recordings, crop_samples, kind_seed):
-        count = self.crops_per_recording
-
-        def crop(index, waveform):
-            seed = tf.random.experimental.stateless_fold_in(
-                tf.constant(kind_seed, tf.int64), index)
-            return tf.ensure_shape(random_crops(waveform, crop_samples, count, seed),
-                                   [count, crop_samples])
-
-        return recordings.enumerate().map(
-            crop, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
