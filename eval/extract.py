@@ -113,19 +113,25 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
         yield LoadedUtterance(utt.utt_id, utt.speaker, waveform, utt.path)
 
 
-def _embed_batch(serve, rows, output_key):
+def _embed_batch(serve, rows, output_keys):
+    """{key: [len(rows), D_key]} for one padded batch."""
     lengths = np.array([len(w) for w in rows], np.int32)
     batch = np.zeros((len(rows), lengths.max()), np.float32)
     for r, w in enumerate(rows):
         batch[r, :len(w)] = w
     output = serve(waveform=tf.constant(batch), lengths=tf.constant(lengths))
-    return output[output_key].numpy()
+    missing = [key for key in output_keys if key not in output]
+    if missing:
+        raise ValueError(f"the signature has no output(s) {missing}; it has "
+                         f"{sorted(output)}")
+    return {key: output[key].numpy() for key in output_keys}
 
 
-def _embed_window(serve, window, batch_size, max_batch_samples, output_key,
+def _embed_window(serve, window, batch_size, max_batch_samples, output_keys,
                   rejects=None):
-    """Embeds a list of utterances, batching them shortest first; returns [n, D] and
-    the indices embedded (all, unless `rejects` took some the model refused)."""
+    """Embeds a list of utterances, batching them shortest first; returns
+    {key: [n, D_key]} and the indices embedded (all, unless `rejects` took some the
+    model refused)."""
     order = sorted(range(len(window)), key=lambda i: len(window[i].waveform))
     embeddings: list[np.ndarray | None] = [None] * len(window)
     start = 0
@@ -137,7 +143,8 @@ def _embed_window(serve, window, batch_size, max_batch_samples, output_key,
             end += 1
         rows = [window[i].waveform for i in order[start:end]]
         try:
-            values = _embed_batch(serve, rows, output_key)
+            batch = _embed_batch(serve, rows, output_keys)
+            values = [{key: batch[key][r] for key in output_keys} for r in range(len(rows))]
         except tf.errors.InvalidArgumentError as error:
             ids = [window[i].utt_id for i in order[start:end]]
             if rejects is None:
@@ -145,7 +152,8 @@ def _embed_window(serve, window, batch_size, max_batch_samples, output_key,
             values = [None] * len(rows)
             for r, i in enumerate(order[start:end]):  # find the one(s) the model refuses
                 try:
-                    values[r] = _embed_batch(serve, [rows[r]], output_key)[0]
+                    single_row = _embed_batch(serve, [rows[r]], output_keys)
+                    values[r] = {key: single_row[key][0] for key in output_keys}
                 except tf.errors.InvalidArgumentError as single:
                     message = " ".join(str(single.message).split())
                     rejects.append(Reject(window[i].utt_id, window[i].path,
@@ -155,25 +163,84 @@ def _embed_window(serve, window, batch_size, max_batch_samples, output_key,
         start = end
     kept = [i for i, e in enumerate(embeddings) if e is not None]
     if not kept:
-        return np.zeros((0, 0), np.float32), kept
-    return np.stack([embeddings[i] for i in kept]).astype(np.float32), kept
+        return {key: np.zeros((0, 0), np.float32) for key in output_keys}, kept
+    return {key: np.stack([embeddings[i][key] for i in kept]).astype(np.float32)
+            for key in output_keys}, kept
+
+
+def _prefetched(items: Iterator, depth: int) -> Iterator:
+    """`items`, produced by a background thread up to `depth` ahead, so reading and
+    decoding the next utterances overlaps the model running on the current ones. An
+    exception raised while producing is re-raised here, at the item it replaced."""
+    if depth <= 0:
+        yield from items
+        return
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            buffer.put((False, error))
+            return
+        buffer.put((True, done))
+
+    thread = threading.Thread(target=produce, name="extract-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = buffer.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
                        max_batch_samples: int = 16000 * 240, window_size: int = 2048,
-                       signature: str = "serving_default", output_key: str = "embedding",
+                       signature: str | None = None,
+                       output_key: str | tuple[str, ...] | list[str] = "embedding",
                        progress: bool = True, rejects: list | None = None,
-                       sample_rate: int = 16000, min_seconds: float = 0.0):
+                       sample_rate: int = 16000, min_seconds: float = 0.0,
+                       prefetch: int | None = None):
     """Runs the SavedModel over `utterances`; returns (ids, speakers, [N, D] float32).
 
     Utterances stream through in windows of `window_size`, each sorted by length before
     batching, so memory stays bounded on VoxCeleb-sized corpora while padding stays small.
-    Each utterance is first checked with `tfspk.audio.check_audio` (at `sample_rate`,
-    `min_seconds`). With a `rejects` list, an utterance that fails the check or that the
-    model refuses is appended to it as a `Reject` and left out of the result; without
-    one, the first such utterance raises a ValueError naming it.
+    A background thread reads the next `prefetch` utterances (default: a window's worth)
+    while the model runs. Each utterance is first checked with `tfspk.audio.check_audio`
+    (at `sample_rate`, `min_seconds`). With a `rejects` list, an utterance that fails the
+    check or that the model refuses is appended to it as a `Reject` and left out of the
+    result; without one, the first such utterance raises a ValueError naming it.
+
+    Several layers in one pass: `output_key` a list of the `embeddings` signature's
+    outputs (e.g. ["fc1", "fc2"]; `signature` defaults to it then) returns
+    (ids, speakers, {layer: [N, D_layer]}), every layer from the same run of the network.
     """
     from tfspk import audio
+    from tfspk.export.archive import ALL_EMBEDDINGS
+
+    several = not isinstance(output_key, str)
+    output_keys = tuple(output_key) if several else (output_key,)
+    if not output_keys:
+        raise ValueError("no output layers requested")
+    if signature is None:
+        signature = ALL_EMBEDDINGS if several else "serving_default"
     model = tf.saved_model.load(saved_model)
     if signature not in model.signatures:
         raise ValueError(f"{saved_model}: no signature {signature!r}; "
@@ -183,16 +250,16 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
     bar = tqdm(desc="embedding", unit="utt", disable=not progress, file=sys.stderr)
 
     def flush():
-        matrix, kept = _embed_window(serve, window, batch_size, max_batch_samples,
-                                     output_key, rejects)
+        matrices, kept = _embed_window(serve, window, batch_size, max_batch_samples,
+                                       output_keys, rejects)
         if kept:
-            chunks.append(matrix)
+            chunks.append(matrices)
         ids.extend(window[i].utt_id for i in kept)
         speakers.extend(window[i].speaker for i in kept)
         bar.update(len(window))
         window.clear()
 
-    for utt in utterances:
+    for utt in _prefetched(iter(utterances), window_size if prefetch is None else prefetch):
         try:
             audio.check_audio(utt.waveform, sample_rate, utt.path or utt.utt_id,
                               min_seconds=min_seconds)
@@ -208,8 +275,9 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
     if window:
         flush()
     bar.close()
-    matrix = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-    return ids, speakers, matrix
+    matrices = {key: (np.concatenate([chunk[key] for chunk in chunks]) if chunks
+                      else np.zeros((0, 0), np.float32)) for key in output_keys}
+    return ids, speakers, (matrices if several else matrices[output_keys[0]])
 
 
 def define_corpus_flags(flag_values=flags.FLAGS):
@@ -239,9 +307,27 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_float("min_duration", 0.0, "Reject utterances shorter than this (s); the "
                        "model's own minimum applies too.", lower_bound=0.0,
                        flag_values=flag_values)
+    flags.DEFINE_list("layers", [], "Embedding layers to extract in one pass (e.g. "
+                      "fc1,fc2) through the export's `embeddings` signature; --output then "
+                      "names one npz per layer with {layer} (e.g. emb/{layer}/dev.npz). "
+                      "Empty: the export's serving_default embedding.",
+                      flag_values=flag_values)
     flags.mark_flag_as_required("saved_model", flag_values=flag_values)
     flags.register_validator("sample_rate", lambda v: v is not None and v > 0,
                              message="--sample_rate must be > 0", flag_values=flag_values)
+
+
+def layer_outputs(output: str, layers: list[str]) -> dict:
+    """{layer: npz path} for --layers (`{layer}` in --output filled in); {None: output}
+    without layers. Raises ValueError when several layers would share one file."""
+    if not layers:
+        if "{layer}" in output:
+            raise ValueError(f"--output={output}: {{layer}} needs --layers")
+        return {None: output}
+    if len(layers) > 1 and "{layer}" not in output:
+        raise ValueError(f"--output={output}: with --layers={','.join(layers)} it must "
+                         "contain {layer} (one npz per layer)")
+    return {layer: output.replace("{layer}", layer) for layer in layers}
 
 
 def rejects_path(output: str) -> str:
@@ -265,22 +351,26 @@ def main(argv, flag_values=flags.FLAGS):
     FLAGS = flag_values  # noqa: N806 - the flags this call reads
     if not os.path.isdir(FLAGS.saved_model):
         raise ValueError(f"--saved_model={FLAGS.saved_model}: not a directory")
+    layers = list(dict.fromkeys(FLAGS.layers))
+    outputs = layer_outputs(FLAGS.output, layers)
     rejects: list[Reject] = []
     utterances = read_corpus(FLAGS.input_format, FLAGS.input, FLAGS.sample_rate, rejects)
-    ids, speakers, matrix = extract_embeddings(
+    ids, speakers, result = extract_embeddings(
         FLAGS.saved_model, utterances, batch_size=FLAGS.batch_size, rejects=rejects,
-        sample_rate=FLAGS.sample_rate, min_seconds=FLAGS.min_duration)
-    listed = rejects_path(FLAGS.output)
-    directory = os.path.dirname(os.path.abspath(FLAGS.output))
-    os.makedirs(directory, exist_ok=True)
-    write_rejects_tsv(listed, [(r.path, r.reason, r.utt_id) for r in rejects])
+        sample_rate=FLAGS.sample_rate, min_seconds=FLAGS.min_duration,
+        output_key=layers if layers else "embedding")
+    matrices = result if layers else {None: result}
     total = len(ids) + len(rejects)
-    if not ids:
-        raise ValueError(f"--input={FLAGS.input}: all {total} utterances were rejected; "
-                         f"nothing written to {FLAGS.output}; reasons in {listed}")
-    embeddings_io.save_embeddings(FLAGS.output, ids, matrix, speakers)
-    print(f"wrote {len(ids)} embeddings of dimension {matrix.shape[1]} to {FLAGS.output}; "
-          f"{len(rejects)} rejected (listed in {listed})")
+    for layer, output in outputs.items():
+        listed = rejects_path(output)
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        write_rejects_tsv(listed, [(r.path, r.reason, r.utt_id) for r in rejects])
+        if not ids:
+            raise ValueError(f"--input={FLAGS.input}: all {total} utterances were rejected; "
+                             f"nothing written to {output}; reasons in {listed}")
+        embeddings_io.save_embeddings(output, ids, matrices[layer], speakers)
+        print(f"wrote {len(ids)} embeddings of dimension {matrices[layer].shape[1]} to "
+              f"{output}; {len(rejects)} rejected (listed in {listed})")
     fraction = len(rejects) / total
     if fraction > FLAGS.max_reject_fraction:
         print(f"error: {len(rejects)} of {total} utterances rejected "

@@ -103,3 +103,51 @@ def test_streaming_windows_give_the_same_embeddings(exported, manifest):
                                           progress=False)
     assert whole[0] == windowed[0]
     np.testing.assert_allclose(whole[2], windowed[2], atol=1e-4)
+
+
+def test_one_pass_over_several_layers_equals_one_export_per_layer(exported, manifest,
+                                                                  tmp_path):
+    """fc1 and fc2 from the `embeddings` signature in one pass (prefetching the audio)
+    equal what the recipe used to do: one export and one extraction per layer; and the
+    CLI writes one npz per layer from --output's {layer}."""
+    import subprocess
+    import sys
+
+    root, saved_model = exported
+    utterances = list(extract.read_corpus("manifest", str(manifest)))
+    ids, speakers, both = extract.extract_embeddings(saved_model, iter(utterances),
+                                                     output_key=["fc1", "fc2"],
+                                                     window_size=3, progress=False)
+    assert set(both) == {"fc1", "fc2"}
+    fc1_export = export.export_saved_model(str(root / "run"), str(tmp_path / "fc1"),
+                                           warmup=False, embedding_layer="fc1")
+    for layer, path in (("fc1", fc1_export), ("fc2", saved_model)):
+        alone = extract.extract_embeddings(path, utterances, window_size=3, progress=False,
+                                           prefetch=0)
+        assert alone[0] == ids and alone[1] == speakers
+        np.testing.assert_allclose(both[layer], alone[2], rtol=1e-5, atol=1e-5)
+
+    output = tmp_path / "emb" / "{layer}" / "test.npz"
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.extract", f"--saved_model={saved_model}",
+         "--input_format=manifest", f"--input={manifest}", f"--output={output}",
+         "--layers=fc1,fc2"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for layer in ("fc1", "fc2"):
+        loaded = embeddings_io.load_embeddings(tmp_path / "emb" / layer / "test.npz")
+        assert list(loaded.ids) == ids
+        np.testing.assert_allclose(loaded.embeddings, both[layer], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="must contain {layer}"):
+        extract.layer_outputs("one.npz", ["fc1", "fc2"])
+
+
+def test_prefetch_hands_on_a_reading_error():
+    def reading():
+        yield 1
+        raise OSError("disk gone")
+
+    got = extract._prefetched(reading(), 4)
+    assert next(got) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(got)

@@ -227,14 +227,15 @@ fi
 if stage_on 4; then
   say "stage 4: extracting fc1 and fc2 embeddings of the dev (backend training) and" \
       "test utterances -> $embeddings"
-  for layer in $layers; do
-    run "$python" -m eval.extract --saved_model="$exports/voxceleb1_$layer/1" \
-      --input_format=tfrecords --input="$backend_data" \
-      --output="$embeddings/$layer/dev.npz"
-    run "$python" -m eval.extract --saved_model="$exports/voxceleb1_$layer/1" \
-      --input_format=tfrecords --input="$data/test-*.tfrecord" \
-      --output="$embeddings/$layer/test.npz"
-  done
+  # Every layer from one run of the network (the export's `embeddings` signature; any
+  # of the per-layer exports has it), one npz per layer.
+  one_export="$exports/voxceleb1_${layers##* }/1"
+  run "$python" -m eval.extract --saved_model="$one_export" --layers="${layers// /,}" \
+    --input_format=tfrecords --input="$backend_data" \
+    --output="$embeddings/{layer}/dev.npz"
+  run "$python" -m eval.extract --saved_model="$one_export" --layers="${layers// /,}" \
+    --input_format=tfrecords --input="$data/test-*.tfrecord" \
+    --output="$embeddings/{layer}/test.npz"
 fi
 
 if stage_on 5; then

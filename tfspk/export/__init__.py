@@ -2,7 +2,7 @@
 
 `python -m tfspk.export --model_dir=RUN --export_dir=BASE/NAME` restores a training
 run (`RUN/model_spec.json` + `RUN/checkpoints/ckpt-<step>`) and writes
-`BASE/NAME/<version>/`, TF Serving's versioned layout, with two signatures:
+`BASE/NAME/<version>/`, TF Serving's versioned layout, with three signatures:
 
 * `serving_default`: `waveform` float32 [batch, samples] in [-1, 1] at the training
   sample rate, `lengths` int32 [batch] (valid samples per row; rows are right-padded)
@@ -11,6 +11,8 @@ run (`RUN/model_spec.json` + `RUN/checkpoints/ckpt-<step>`) and writes
   layer of the network (`conv1`..`conv4`, or `frame1`..`frame5`; for the frame-level
   CNN also `fc1`, `fc2`), each with its `<layer>_lengths` [batch]. Frames past a row's
   length are zero.
+* `embeddings`: same inputs -> every embedding layer of the network (`fc1`, `fc2`)
+  from one run of it; `eval.extract --layers=fc1,fc2` uses it.
 
 Kaldi MFCC and cepstral mean normalisation run inside the graph with the training
 options, so a client sends audio only. Beside the SavedModel, `assets.extra/` holds

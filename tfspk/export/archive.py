@@ -17,9 +17,14 @@ def _zero_past_lengths(frames, lengths):
     return tf.where(mask[..., None], frames, tf.zeros_like(frames))
 
 
+#: The endpoint that returns every embedding layer, keyed by layer name.
+ALL_EMBEDDINGS = "embeddings"
+
+
 def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
                          embedding_layer: str | None = None) -> keras.export.ExportArchive:
-    """An ExportArchive with the `serving_default` and `frame_embeddings` endpoints."""
+    """An ExportArchive with the `serving_default`, `frame_embeddings` and `embeddings`
+    (every embedding layer, e.g. `fc1` and `fc2`) endpoints."""
     from tfspk import models
 
     embedding_layer = embedding_layer or spec.embedding_layer
@@ -60,6 +65,14 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
                                   training=False)
         return {"embedding": tf.cast(outputs[embedding_layer], tf.float32)[:batch]}
 
+    def all_embeddings(waveform, lengths):
+        # Every embedding layer (fc1 and fc2) from one run of the network, so extraction
+        # of several layers does not run the CNN once per layer.
+        features, frame_lengths, batch = checked_features(waveform, lengths)
+        outputs = embedding_model({"features": features, "lengths": frame_lengths},
+                                  training=False)
+        return {name: tf.cast(value, tf.float32)[:batch] for name, value in outputs.items()}
+
     def frames(waveform, lengths):
         features, frame_lengths, batch = checked_features(waveform, lengths)
         outputs = {"mfcc": _zero_past_lengths(features, frame_lengths),
@@ -80,4 +93,5 @@ def build_export_archive(spec: spec_lib.ModelSpec, embedding_model,
     archive.track(frontend)
     archive.add_endpoint("serving_default", serve, input_signature=signature)
     archive.add_endpoint("frame_embeddings", frames, input_signature=signature)
+    archive.add_endpoint(ALL_EMBEDDINGS, all_embeddings, input_signature=signature)
     return archive
