@@ -21,7 +21,8 @@ learning rate `--learning_rate`, no warm-up, no augmentation, no validation; the
 Evaluation, on held-out speakers only: each recording is cut into non-overlapping
 `--segment_seconds` segments (a shorter tail is dropped) and every pair of distinct
 segments is a trial (a target when both come from one speaker: same recording, never the
-same audio). With `--segment_seconds=0` each recording is cut in halves instead and
+same audio); a segment `tfspk.audio.check_audio` refuses (silence) is left out and
+listed in the JSON. With `--segment_seconds=0` each recording is cut in halves instead and
 every first half is tried against every second half (`eval.halves`, as
 `benchmarks/librispeech_verification.py` does). Backends (`eval.score`): cosine, and
 mean + LDA + length norm + PLDA trained on the adaptation speakers' segments.
@@ -114,11 +115,27 @@ def pair_trials(segments) -> list[Trial]:
     return trials
 
 
-def cut_held_out(loaded, segment_seconds):
-    """(segments to embed, trials) of the held-out recordings."""
+def usable(segments, dropped: list):
+    """The segments `tfspk.audio.check_audio` accepts (a 3-s cut can be all silence);
+    the ids of the others are appended to `dropped`."""
+    kept = []
+    for segment in segments:
+        try:
+            audio.check_audio(segment.waveform, SAMPLE_RATE, segment.path or segment.utt_id)
+        except audio.AudioError:
+            dropped.append(segment.utt_id)
+            continue
+        kept.append(segment)
+    return kept
+
+
+def cut_held_out(loaded, segment_seconds, dropped: list):
+    """(segments to embed, trials) of the held-out recordings; unusable segments are
+    left out (their ids appended to `dropped`)."""
     if segment_seconds > 0:
         segment_samples = int(round(segment_seconds * SAMPLE_RATE))
-        segments = [s for utt, wave in loaded for s in segments_of(utt, wave, segment_samples)]
+        segments = usable([s for utt, wave in loaded
+                           for s in segments_of(utt, wave, segment_samples)], dropped)
         return segments, pair_trials(segments)
     from eval.extract import LoadedUtterance
 
@@ -209,14 +226,17 @@ def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
                                   str(out / "exports" / system), embedding_layer)
 
     # Held-out trials and the PLDA training segments (adaptation speakers).
+    dropped = {"held_out": [], "backend": []}
     held_segments, trials = cut_held_out(_load(u for u in utterances
                                                if u.speaker not in adapt_set),
-                                         segment_seconds)
+                                         segment_seconds, dropped["held_out"])
     trials_path = out / "trials.txt"
     trials_lib.write_voxceleb_trials(trials_path, trials)
     backend_seconds = segment_seconds or 3.0
-    backend_segments = [s for utt, wave in _load(u for u in utterances if u.speaker in adapt_set)
-                        for s in segments_of(utt, wave, int(backend_seconds * SAMPLE_RATE))]
+    backend_segments = usable(
+        [s for utt, wave in _load(u for u in utterances if u.speaker in adapt_set)
+         for s in segments_of(utt, wave, int(backend_seconds * SAMPLE_RATE))],
+        dropped["backend"])
 
     results = {}
     for system, saved_model in exports.items():
@@ -247,7 +267,8 @@ def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
         "speakers": {"adapt": len(adapt), "held_out": len(held_out),
                      "adapt_female": sum(sexes[s] == "F" for s in adapt),
                      "held_out_female": sum(sexes[s] == "F" for s in held_out)},
-        "segments": {"held_out": len(held_segments), "backend": len(backend_segments)},
+        "segments": {"held_out": len(held_segments), "backend": len(backend_segments),
+                     "dropped": dropped},
         "trials": {"target": targets, "nontarget": len(trials) - targets},
         "training": runs, "results": results,
         "seconds": round(time.monotonic() - started, 1),

@@ -120,3 +120,14 @@ def test_rerun_skips_training_and_reports_the_same(gain):
 def test_bad_init_from_is_refused_naming_it(tmp_path, librispeech_dir):
     with pytest.raises(ValueError, match="--init_from="):
         finetune_gain.run(str(tmp_path / "nothing"), str(tmp_path / "out"), librispeech_dir)
+
+
+def test_silent_segments_are_left_out_and_listed():
+    from eval.extract import LoadedUtterance
+
+    rng = np.random.default_rng(0)
+    speech = LoadedUtterance("a-1-0", "a", (0.1 * rng.normal(size=16000)).astype(np.float32))
+    silent = LoadedUtterance("a-1-1", "a", np.zeros(16000, np.float32))
+    dropped = []
+    assert finetune_gain.usable([speech, silent], dropped) == [speech]
+    assert dropped == ["a-1-1"]
