@@ -758,16 +758,20 @@ def test_converted_models_without_their_extra_say_how_to_install_it(monkeypatch,
             convert.ConvertedModel("model.bin", metadata)
 
 
-@pytest.mark.parametrize("program", ["tfspk.verify", "tfspk.identify", "eval.calibrate",
-                                     "tfspk.train", "tfrecords_tools.build", "eval.extract",
-                                     "eval.score"])
-def test_a_binary_flagfile_is_a_flag_error_naming_it(tmp_path, program):
+def _flagfiles(tmp_path):
+    """A binary file passed as a flag file, and a text flag file that names it."""
     binary = tmp_path / "model.flac"
     binary.write_bytes(b"fLaC\x00\x00\x00\x22\x12\x00\xf0\xff" * 8)
     nested = tmp_path / "outer.flags"
     nested.write_text(f"--json\n--flagfile={binary}\n")
+    return binary, nested
+
+
+def test_a_binary_flagfile_is_a_flag_error_naming_it(tmp_path):
+    """End to end in a fresh interpreter; every other CLI: `test_every_cli_refuses_...`."""
+    binary, nested = _flagfiles(tmp_path)
     for flagfile in (binary, nested):
-        result = run_subprocess([program, f"--flagfile={flagfile}"], timeout=120)
+        result = run_subprocess(["tfspk.train", f"--flagfile={flagfile}"], timeout=120)
         assert result.returncode == 1, result.stderr[-2000:]
         assert f"--flagfile={binary}: not a text file of flags" in result.stderr
         assert "Traceback" not in result.stderr
@@ -880,60 +884,67 @@ def test_inference_and_scoring_user_errors_exit_2_without_a_traceback(tmp_path, 
     assert not (tmp_path / "db").exists() and not (tmp_path / "c.json").exists()
 
 
-# ------------------------------------- probes, Beam build, synth: flag files and options
-FLAGFILE_PROGRAMS = ("probes.broad_class", "probes.phone_recognition", "probes.tsne",
-                     "probes.critical_phones", "probes.similarity_matrix",
-                     "probes.over_training", "probes.run", "tfrecords_tools.beam_build",
-                     "tfrecords_tools.synth")
+# ------------------------------------------ every CLI: flag files; probes: options
+#: Every command-line program of the product (`python -m <name>`).
+CLI_PROGRAMS = (
+    "tfspk.train", "tfspk.export", "tfspk.convert", "tfspk.embed", "tfspk.verify",
+    "tfspk.enroll", "tfspk.identify", "tfrecords_tools.build", "tfrecords_tools.beam_build",
+    "tfrecords_tools.inspect", "tfrecords_tools.verify", "tfrecords_tools.synth",
+    "eval.extract", "eval.score", "eval.report", "eval.calibrate", "eval.baseline",
+    "eval.ivector", "probes.broad_class", "probes.phone_recognition", "probes.tsne",
+    "probes.critical_phones", "probes.similarity_matrix", "probes.over_training",
+    "probes.run")
 
 # Runs each program's real `__main__` block in a child forked from one interpreter that
-# imported them all (nine separate interpreters would each import TensorFlow again); the
-# child's stderr and exit status are the program's.
+# imported them all (an interpreter per program would import TensorFlow each time, about
+# 25 s apiece on the shared test machine); the child's stderr and exit status are the
+# program's own.
 FORKED_MAINS = textwrap.dedent("""
     import json, os, runpy, sys, traceback
-    programs, flagfile = sys.argv[2:], sys.argv[1]
+    flagfiles, programs = sys.argv[1].split(","), sys.argv[2:]
     for program in programs:
         __import__(program)        # importing defines no flags (define_flags(flag_values))
     results = {}
     for program in programs:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read)
-            os.dup2(write, 2)
-            sys.argv = [program, "--flagfile=" + flagfile]
-            try:
-                runpy.run_module(program, run_name="__main__", alter_sys=True)
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
-            except BaseException:
-                traceback.print_exc()
-                code = 99
-            sys.stderr.flush()
-            os._exit(code)
-        os.close(write)
-        with os.fdopen(read) as stream:
-            stderr = stream.read()
-        results[program] = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), stderr]
+        for flagfile in flagfiles:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read)
+                os.dup2(write, 2)
+                sys.argv = [program, "--flagfile=" + flagfile]
+                try:
+                    runpy.run_module(program, run_name="__main__", alter_sys=True)
+                    code = 0
+                except SystemExit as exit_:
+                    code = exit_.code if isinstance(exit_.code, int) else 1
+                except BaseException:
+                    traceback.print_exc()
+                    code = 99
+                sys.stderr.flush()
+                os._exit(code)
+            os.close(write)
+            with os.fdopen(read) as stream:
+                stderr = stream.read()
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            results[program + " " + flagfile] = [code, stderr]
     print("RESULT " + json.dumps(results))
 """)
 
 
-def test_probe_beam_and_synth_clis_refuse_a_binary_flagfile(tmp_path):
-    binary = tmp_path / "model.flac"
-    binary.write_bytes(b"fLaC\x00\x00\x00\x22\x12\x00\xf0\xff" * 8)
-    result = subprocess.run([sys.executable, "-c", FORKED_MAINS, str(binary),
-                             *FLAGFILE_PROGRAMS], cwd=REPO, env=ENV, capture_output=True,
+def test_every_cli_refuses_a_binary_flagfile_in_one_line(tmp_path):
+    binary, nested = _flagfiles(tmp_path)
+    result = subprocess.run([sys.executable, "-c", FORKED_MAINS, f"{binary},{nested}",
+                             *CLI_PROGRAMS], cwd=REPO, env=ENV, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")][-1]
     results = json.loads(line[len("RESULT "):])
-    assert sorted(results) == sorted(FLAGFILE_PROGRAMS)
-    for program, (code, stderr) in results.items():
-        assert code == 1, (program, stderr[-2000:])
-        assert f"--flagfile={binary}: not a text file of flags" in stderr, (program, stderr)
-        assert "Traceback" not in stderr, (program, stderr)
+    assert len(results) == 2 * len(CLI_PROGRAMS)
+    for run, (code, stderr) in results.items():
+        assert code == 1, (run, stderr[-2000:])
+        assert f"--flagfile={binary}: not a text file of flags" in stderr, (run, stderr)
+        assert "Traceback" not in stderr, (run, stderr)
 
 
 def test_beam_build_reports_a_bad_known_flag_in_one_line(tmp_path):
