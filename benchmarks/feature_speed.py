@@ -34,7 +34,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Utterances per batch (input_pipe
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes this script "
                                  "times, in one run.")
 _SECONDS = flags.DEFINE_float("seconds", 8.0, "Length of each utterance.", lower_bound=0.1)
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (best is kept).",
+_REPEATS = flags.DEFINE_integer("repeats", 9, "Timed repetitions, each one tfspk call "
+                                "and one kaldi-native-fbank pass (medians are reported).",
                                 lower_bound=1)
 _SPEECH_DIR = flags.DEFINE_string(
     "speech_dir", str(DEFAULT_SPEECH_DIR),
@@ -67,9 +68,14 @@ def load_batch(speech_dir: str, batch_size: int, seconds: float) -> np.ndarray:
     return np.stack(rows)
 
 
-def measure_feature_speed(batch: np.ndarray, repeats: int = 5,
+def measure_feature_speed(batch: np.ndarray, repeats: int = 9,
                           compute_dtype: str = "float32") -> dict:
-    """Best-of-`repeats` audio seconds per wall second for tfspk and kaldi-native-fbank."""
+    """Audio seconds per wall second of tfspk and kaldi-native-fbank, timed in turn.
+
+    Returns medians over `repeats` of each rate and of the per-repeat ratio
+    tfspk / kaldi-native-fbank, plus the kaldi-native-fbank version."""
+    from importlib import metadata
+
     import kaldi_native_fbank as knf
 
     options = dict(features.PAPER_MFCC_OPTIONS)
@@ -78,47 +84,56 @@ def measure_feature_speed(batch: np.ndarray, repeats: int = 5,
     def tf_mfcc(waveform):
         return features.kaldi_mfcc(waveform, compute_dtype=compute_dtype, **options)
 
-    audio_seconds = batch.size / SAMPLE_RATE
-    tensor = tf.constant(batch)
-    tf_mfcc(tensor).numpy()  # trace and warm up
-    tf_times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf_mfcc(tensor).numpy()
-        tf_times.append(time.perf_counter() - start)
-
     knf_options = knf.MfccOptions()
     knf_options.frame_opts.dither = 0.0
     knf_options.mel_opts.num_bins = options["num_mel_bins"]
     knf_options.num_ceps = options["num_ceps"]
     as_int16_lists = [(row * 32768.0).tolist() for row in batch]
-    knf_times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run_knf():
         for samples in as_int16_lists:
             computer = knf.OnlineMfcc(knf_options)
             computer.accept_waveform(SAMPLE_RATE, samples)
             computer.input_finished()
             np.stack([computer.get_frame(i) for i in range(computer.num_frames_ready)])
-        knf_times.append(time.perf_counter() - start)
 
-    tfspk_rate = audio_seconds / min(tf_times)
-    knf_rate = audio_seconds / min(knf_times)
-    return {"audio_seconds": audio_seconds, "tfspk": tfspk_rate,
-            "kaldi_native_fbank": knf_rate, "ratio": tfspk_rate / knf_rate}
+    audio_seconds = batch.size / SAMPLE_RATE
+    tensor = tf.constant(batch)
+    tf_mfcc(tensor).numpy()  # trace and warm up
+    run_knf()
+    tf_times, knf_times = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf_mfcc(tensor).numpy()
+        tf_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run_knf()
+        knf_times.append(time.perf_counter() - start)
+    tf_times, knf_times = np.array(tf_times), np.array(knf_times)
+    return {"audio_seconds": audio_seconds,
+            "tfspk": audio_seconds / float(np.median(tf_times)),
+            "kaldi_native_fbank": audio_seconds / float(np.median(knf_times)),
+            "ratio": float(np.median(knf_times / tf_times)),
+            "ratio_min": float(np.min(knf_times / tf_times)),
+            "ratio_max": float(np.max(knf_times / tf_times)),
+            "knf_version": metadata.version("kaldi-native-fbank")}
 
 
 def main(argv):
     del argv
     sizes = [int(b) for b in _BATCH_SIZES.value]
     print(f"paper MFCC ({_COMPUTE_DTYPE.value}), {_SECONDS.value:g}-s utterances, "
-          f"best of {_REPEATS.value}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    print(f"{'batch':>5} {'tfspk s/s':>10} {'knf s/s':>10} {'ratio':>6}")
+          f"medians of {_REPEATS.value} interleaved repeats; {os.cpu_count()} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}")
+    print(f"{'batch':>5} {'tfspk s/s':>10} {'knf s/s':>10} {'ratio':>6} "
+          f"{'(min-max)':>11} knf")
     for size in sizes:
         batch = load_batch(_SPEECH_DIR.value, size, _SECONDS.value)
         result = measure_feature_speed(batch, _REPEATS.value, _COMPUTE_DTYPE.value)
         print(f"{size:>5} {result['tfspk']:>10.1f} {result['kaldi_native_fbank']:>10.1f} "
-              f"{result['ratio']:>6.2f}", flush=True)
+              f"{result['ratio']:>6.2f} {result['ratio_min']:>5.2f}-{result['ratio_max']:<5.2f}"
+              f" {result['knf_version']}", flush=True)
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -36,14 +36,18 @@ Defaults are Kaldi's except:
     egs/voxceleb/v2 `mfcc.conf`.
 
 Precision: the time-domain steps (DC removal, log-energy, pre-emphasis, window) are
-float32 and round exactly as kaldi-native-fbank's float32 code does; the FFT and the
-power spectrum are float64 whatever `compute_dtype` is, because a float32 FFT's error
-is relative to the frame's peak and swamps bands 100+ dB below it (LibriSpeech above
-its MP3 low-pass); mel, log and DCT are back in `compute_dtype`. Against
-exact-arithmetic Kaldi this is within ~1e-5. kaldi-native-fbank itself (1.23) returns
-float32-accurate FFT bins, so over all 251 librispeech-251 files it differs from us by
-up to 1.0e-2 (MFCC, magnified by the lifter, up to 1 + Q/2 on high cepstra) and 3.9e-3
-(log fbank), see tests/test_kaldi_parity.py. float64 FFTs need a backend that has them
+float32 and round exactly as Kaldi's and kaldi-native-fbank's float32 code does; the
+FFT alone is float64 whatever `compute_dtype` is, because a float32 FFT's error is
+relative to the frame's peak and swamps bands 100+ dB below it (LibriSpeech above
+its MP3 low-pass, under the pre-emphasis); each bin's real and imaginary parts go back
+to `compute_dtype` for the power spectrum, mel, log and DCT, where no sum cancels.
+Over all 251 files of librispeech-251, full length, this matches kaldi-native-fbank
+1.20 (whose FFT is double) to 3.3e-4 (MFCC) and 1.2e-4 (log fbank) for the paper's
+and Kaldi VoxCeleb v2's options, snip_edges true and false, and for Kaldi's 8 kHz
+telephone options (tests/test_kaldi_parity.py). kaldi-native-fbank 1.21+ computes its
+FFT in float32, so its own low-energy bands are off by up to 6.6e-3 (MFCC) and 3.9e-3
+(log fbank) on those files; `compute_dtype="float64"` rounds the time domain exactly
+too and so differs from Kaldi by as much. float64 FFTs need a backend that has them
 (CPU, GPU; not TPU).
 
 Batches: `[batch, samples]` input with `lengths` (valid samples per row) gives
@@ -328,8 +332,11 @@ def _extract_frames(waveform: tf.Tensor, lengths: tf.Tensor, num_out: tf.Tensor,
         index = tf.where(folded >= n, 2 * n - 1 - folded, folded)
         extended = tf.gather(waveform, index, batch_dims=1)
     rows = tf.reshape(extended, [tf.shape(waveform)[0], num_out + k - 1, shift])
-    frames = tf.concat([rows[:, i:i + num_out] for i in range(k)], axis=-1)
-    return frames[..., :length]
+    # The last row block is cut to what the frame needs, so no copy is made twice.
+    tail = length - (k - 1) * shift
+    pieces = [rows[:, i:i + num_out] for i in range(k - 1)]
+    pieces.append(rows[:, k - 1:k - 1 + num_out, :tail])
+    return tf.concat(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -401,9 +408,10 @@ def _compute(kind: str, waveform, lengths, sample_rate, seed, compute_dtype, opt
         energy = log_energy(frames)
     coeff = opts["preemph_coeff"]
     if coeff != 0.0:
-        frames = tf.concat(
-            [frames[..., :1] - coeff * frames[..., :1],
-             frames[..., 1:] - coeff * frames[..., :-1]], axis=-1)
+        # y[i] = x[i] - c x[i-1], y[0] = x[0] - c x[0]: one shifted copy, one multiply
+        # and one subtract (each rounded, as Kaldi's loop rounds them).
+        previous = tf.concat([frames[..., :1], frames[..., :-1]], axis=-1)
+        frames -= coeff * previous
     window = _window(length, opts["window_type"], opts["blackman_coeff"])
     frames *= tf.constant(window, dtype)
     if opts["use_energy"] and not opts["raw_energy"]:
@@ -411,18 +419,24 @@ def _compute(kind: str, waveform, lengths, sample_rate, seed, compute_dtype, opt
     if opts["use_energy"] and opts["energy_floor"] > 0.0:
         energy = tf.maximum(energy, math.log(opts["energy_floor"]))
 
-    # The FFT is where float32 loses precision: its rounding error is relative to the
-    # frame's total power, so bands 100+ dB below the frame's peak (above the MP3
-    # low-pass of LibriSpeech, telephone band edges) come out wrong by 1e-3 and more in
-    # log terms. kaldi-native-fbank transforms in double; so do we, from the float32
-    # frames, and return to float32 for the (well-conditioned) mel and DCT products.
+    # The FFT is where float32 loses precision: a float32 FFT's rounding error is
+    # relative to the frame's total power, so bands 100+ dB below the frame's peak
+    # (under the DC removal and pre-emphasis, above LibriSpeech's MP3 low-pass,
+    # telephone band edges) come out wrong by 1e-3 and more in log terms, and the MFCC
+    # lifter multiplies that by up to 1 + Q/2. So the FFT is float64, from the float32
+    # frames (zero-padded here: rfft's own padding refuses an empty input). Each bin's
+    # real and imaginary part is then accurate to its own magnitude, so both go back to
+    # float32 for the power and the mel and DCT products: no sum there cancels (every
+    # term is positive until the log).
+    frames = tf.cast(frames, _SPECTRUM_DTYPE)
     if padded > length:
         frames = tf.pad(frames, [[0, 0], [0, 0], [0, padded - length]])
-    spectrum = tf.signal.rfft(tf.cast(frames, _SPECTRUM_DTYPE))
-    power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
+    spectrum = tf.signal.rfft(frames)
+    real = tf.cast(tf.math.real(spectrum), dtype)
+    imag = tf.cast(tf.math.imag(spectrum), dtype)
+    power = real * real + imag * imag
     if kind == "fbank" and not opts["use_power"]:
         power = tf.sqrt(power)
-    power = tf.cast(power, dtype)
     banks = _mel_banks(float(sample_rate), padded, opts["num_mel_bins"],
                        opts["low_freq"], opts["high_freq"])
     mel = tf.linalg.matmul(power, tf.constant(banks, dtype))
