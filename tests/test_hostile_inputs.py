@@ -645,6 +645,39 @@ def test_encode_rejects_bad_audio_but_a_bug_stops_the_build(tmp_path, monkeypatc
         encode_utterance(good, options)
 
 
+def test_embedding_and_score_files_are_replaced_atomically(tmp_path, monkeypatch):
+    """A write that dies midway (full disk, kill) leaves the previous file, not half of it."""
+    from tfspk.scoring import embeddings as embeddings_io
+    from tfspk.scoring import score
+    from tfspk.trials import Trial
+    path = tmp_path / "e.npz"
+    ids, vectors = np.array(["a/1", "b/2"]), np.eye(2, 3, dtype=np.float32)
+    embeddings_io.save_embeddings(path, ids, vectors, np.array(["a", "b"]))
+    good = path.read_bytes()
+
+    def dying_savez(stream, **arrays):
+        stream.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as patched:
+        patched.setattr(np, "savez", dying_savez)
+        with pytest.raises(OSError, match="No space left"):
+            embeddings_io.save_embeddings(path, ids, 2 * vectors)
+    assert path.read_bytes() == good
+    np.testing.assert_array_equal(embeddings_io.load_embeddings(path).embeddings, vectors)
+
+    trials = [Trial(1, "a/1", "b/2"), Trial(0, "a/1", "c/3")]
+    score.write_scores(tmp_path / "scores.txt", trials, [0.5, -0.25])
+    before = (tmp_path / "scores.txt").read_text()
+
+    def dying_scores():
+        yield 0.75
+        raise KeyboardInterrupt   # killed after the first line
+    with pytest.raises(KeyboardInterrupt):
+        score.write_scores(tmp_path / "scores.txt", trials, dying_scores())
+    assert (tmp_path / "scores.txt").read_text() == before == "a/1 b/2 0.5\na/1 c/3 -0.25\n"
+    assert sorted(os.listdir(tmp_path)) == ["e.npz", "scores.txt"]   # no temporary left
+
+
 def test_build_error_is_a_value_error():
     assert issubclass(BuildError, ValueError) and issubclass(ShardSetError, ValueError)
 

@@ -51,8 +51,11 @@ def save_embeddings(path: os.PathLike | str, ids: Sequence[str], embeddings,
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
-    with open(path, "wb") as stream:  # a file object keeps numpy from appending ".npz"
-        np.savez(stream, **arrays)
+    from tfspk.shards.writer import atomic_write_with
+
+    # Atomic: a kill or a full disk leaves the previous file, never half of one. (A file
+    # object also keeps numpy from appending ".npz" to the name.)
+    atomic_write_with(os.fspath(path), lambda stream: np.savez(stream, **arrays))
 
 
 def load_embeddings(path: os.PathLike | str, *, require_speakers: bool = False,

@@ -38,6 +38,7 @@ from tfspk import calibration as calibration_lib
 from tfspk import metrics
 from tfspk.corpora.records import LocatedError, read_table
 from tfspk.scoring.embeddings import EmbeddingSet, load_embeddings
+from tfspk.shards.writer import atomic_write_lines, atomic_write_text
 from tfspk.trials import Trial, TrialListError, read_trials
 
 BACKENDS = ("cosine", "plda")
@@ -119,8 +120,7 @@ def score_trials(trials: str, embeddings: str, output_dir: str, *, backend: str 
         write_scores(output / "llrs.txt", trial_list, llrs)
     if trained:
         scoring_backend.save(output / "backend")
-    with open(output / "metrics.json", "w", encoding="utf-8") as stream:
-        json.dump(result, stream, indent=2)
+    atomic_write_text(os.fspath(output / "metrics.json"), json.dumps(result, indent=2))
     return result
 
 
@@ -170,15 +170,17 @@ def backend_label(scoring_backend: backends.Backend, score_norm: str = "none",
     return "+".join(parts)
 
 
+# Score files are written atomically (`tfspk.shards.writer`): a rerun killed midway
+# leaves the previous files, not a truncated one.
 def write_scores(path, trial_list: list[Trial], scores) -> None:
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.writelines(f"{t.enroll} {t.test} {s:.8g}\n" for t, s in zip(trial_list, scores))
+    atomic_write_lines(os.fspath(path), (f"{t.enroll} {t.test} {s:.8g}\n"
+                                         for t, s in zip(trial_list, scores)))
 
 
 def write_kaldi_trials(path, trial_list: list[Trial]) -> None:
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.writelines(f"{t.enroll} {t.test} {'target' if t.label else 'nontarget'}\n"
-                          for t in trial_list)
+    atomic_write_lines(os.fspath(path),
+                       (f"{t.enroll} {t.test} {'target' if t.label else 'nontarget'}\n"
+                        for t in trial_list))
 
 
 def read_scores(path) -> tuple[list[tuple[str, str]], np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Iterable
+from typing import BinaryIO, Callable, Iterable
 
 COMPRESSIONS = {"none": "", "gzip": "GZIP"}
 _CHUNK = 1 << 20
@@ -47,16 +47,23 @@ def _commit(tmp: str, path: str) -> None:
     _fsync_dir(os.path.dirname(path))
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes `data` to `path` atomically (tmp file, fsync, rename)."""
+def atomic_write_with(path: str, write: Callable[[BinaryIO], object]) -> None:
+    """Calls `write(handle)` on a binary file that replaces `path` atomically (tmp file,
+    fsync, rename) once `write` returns; if it raises, `path` is left as it was. For large
+    outputs written as they are produced (an embedding .npz), without a copy in memory."""
     tmp = _tmp_path(path)
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data)
+            write(handle)
         _commit(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` atomically (tmp file, fsync, rename)."""
+    atomic_write_with(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: str, text: str) -> None:
