@@ -924,7 +924,7 @@ CLI_PROGRAMS = (
     "tfspk.enroll", "tfspk.identify", "tfrecords_tools.build", "tfrecords_tools.beam_build",
     "tfrecords_tools.inspect", "tfrecords_tools.verify", "tfrecords_tools.synth",
     "eval.extract", "eval.score", "eval.report", "eval.calibrate", "eval.baseline",
-    "eval.ivector", "probes.broad_class", "probes.phone_recognition", "probes.tsne",
+    "eval.ivector", "tfspk.corpora.check", "probes.broad_class", "probes.phone_recognition", "probes.tsne",
     "probes.critical_phones", "probes.similarity_matrix", "probes.over_training",
     "probes.run")
 

@@ -122,5 +122,7 @@ def main(argv, flag_values=None) -> int:
 
 if __name__ == "__main__":
     from absl import app, flags
+
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
     define_flags(flags.FLAGS)
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=flagfiles.parse_flags_with_usage)
