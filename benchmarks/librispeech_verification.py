@@ -18,6 +18,12 @@ MFCC mean+std baseline (`eval.baseline`); backends: cosine, and mean + LDA + len
 * `table.md`, `table.csv`, `det.png` (`eval.report`), printed to stdout;
 * `benchmark.json`: settings, speaker and trial counts, seconds taken.
 
+`--training_speakers=NAME=speakers.tsv` names the speakers a system's model was trained
+on; a model trained on any test speaker of this split is refused. A model trained by
+`benchmarks/cross_session.py --test_speakers=126 --seed=S` holds out exactly this
+benchmark's test speakers of `--seed=S` (the same `eval.halves.split_speakers` call), so
+its `corpus/speakers.tsv` passes.
+
 About 1-2 minutes with two small SavedModels on 2 cores.
 """
 from __future__ import annotations
@@ -121,17 +127,54 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "system"
 
 
+def read_training_speakers(path: os.PathLike | str) -> set[str]:
+    """The speakers a model was trained on, from a shard set's `<split>.speakers.tsv`
+    (`label<TAB>speaker`) or a `tfrecords_tools.sessions` `speakers.tsv`
+    (`speaker<TAB>sex<TAB>train|test`: only the `train` rows).
+
+    Raises CorpusFormatError naming file and line for any other layout."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CorpusFormatError("file not found", path)
+    speakers = set()
+    with open(path, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if not line.strip() or fields[0] == "label":
+                continue
+            if len(fields) == 2:
+                speakers.add(fields[1])
+            elif len(fields) == 3 and fields[2] in ("train", "test"):
+                if fields[2] == "train":
+                    speakers.add(fields[0])
+            else:
+                raise CorpusFormatError("expected label<TAB>speaker or "
+                                        f"speaker<TAB>sex<TAB>train|test, got {line.strip()!r}",
+                                        path, number)
+    return speakers
+
+
 def run_benchmark(librispeech_dir, saved_models: dict[str, str], output_dir,
                   backend_speakers: int = 125, seed: int = 0, lda_dim: int = 200,
-                  max_speakers: int = 0) -> dict:
+                  max_speakers: int = 0, training_speakers: dict | None = None) -> dict:
     """Runs the whole benchmark (see the module docstring); returns `benchmark.json`'s
-    contents, with the `eval.report` results under `results`."""
+    contents, with the `eval.report` results under `results`.
+
+    `training_speakers`: {system name: speakers its model was trained on}; a system
+    trained on any test speaker is refused (ValueError naming the system and speakers)
+    before anything is computed."""
     started = time.monotonic()
     output = pathlib.Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     utterances, sexes = read_librispeech(librispeech_dir, max_speakers)
     backend_set, test_set = halves.split_speakers(sorted(sexes), backend_speakers, seed,
                                                   strata=sexes)
+    for name, trained_on in (training_speakers or {}).items():
+        seen = sorted(set(trained_on) & set(test_set))
+        if seen:
+            raise ValueError(f"system {name!r} was trained on {len(seen)} of the "
+                             f"{len(test_set)} test speakers of seed {seed} (e.g. "
+                             f"{', '.join(seen[:5])}): train it on the backend speakers only")
     enrollment, test = halves.split_in_halves(utterances, MIN_HALF_SAMPLES)
     backend_ids = set(backend_set)
     backend_halves = [u for u in enrollment + test if u.speaker in backend_ids]
@@ -172,6 +215,8 @@ def run_benchmark(librispeech_dir, saved_models: dict[str, str], output_dir,
     summary = {
         "librispeech_dir": os.fspath(librispeech_dir), "saved_models": saved_models,
         "seed": seed, "lda_dim": lda_dim,
+        "training_speakers_checked": {name: len(trained_on) for name, trained_on in
+                                      (training_speakers or {}).items()},
         "speakers": {"backend": len(backend_set), "test": len(test_set),
                      "backend_female": sum(sexes[s] == "F" for s in backend_set),
                      "test_female": sum(sexes[s] == "F" for s in test_set)},
@@ -209,6 +254,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("lda_dim", 200, "LDA dimension before PLDA (capped by the number "
                          "of backend speakers - 1 and the embedding dimension).",
                          lower_bound=0, **define)
+    flags.DEFINE_list("training_speakers", [], "name=speakers.tsv pairs: the speakers "
+                      "each --saved_models system was trained on (a shard set's "
+                      "train.speakers.tsv or a tfrecords_tools.sessions speakers.tsv); a "
+                      "system trained on a test speaker is refused.", **define)
     flags.DEFINE_integer("max_speakers", 0, "Use only the first N files (0: all); for "
                          "quick checks.", lower_bound=0, **define)
     flags.DEFINE_integer("seed", 0, "Seed of the backend/test speaker split.", **define)
@@ -225,9 +274,22 @@ def main(argv):
     for name, path in saved_models.items():
         if not os.path.isdir(path):
             raise app.UsageError(f"--saved_models {name}: {path} is not a directory")
-    summary = run_benchmark(FLAGS.librispeech_dir, saved_models, FLAGS.output_dir,
-                            FLAGS.backend_speakers, FLAGS.seed, FLAGS.lda_dim,
-                            FLAGS.max_speakers)
+    training_speakers = {}
+    for item in FLAGS.training_speakers:
+        name, sep, path = item.partition("=")
+        if not sep or name not in saved_models:
+            raise app.UsageError(f"--training_speakers item {item!r} is not name=path with "
+                                 f"a name of --saved_models ({', '.join(saved_models)})")
+        try:
+            training_speakers[name] = read_training_speakers(path)
+        except CorpusFormatError as error:
+            raise app.UsageError(str(error)) from None
+    try:
+        summary = run_benchmark(FLAGS.librispeech_dir, saved_models, FLAGS.output_dir,
+                                FLAGS.backend_speakers, FLAGS.seed, FLAGS.lda_dim,
+                                FLAGS.max_speakers, training_speakers)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     output = pathlib.Path(FLAGS.output_dir)
     speakers, trials = summary["speakers"], summary["trials"]
     print(f"LibriSpeech halves: {speakers['backend']} backend speakers "

@@ -123,3 +123,29 @@ def test_benchmark_on_real_speech_baseline_only(benchmark_module, librispeech_di
         assert metrics["num_target"] == 6 and metrics["num_nontarget"] == 30
         # Real speech of 6 speakers: MFCC statistics separate the halves far better than chance.
         assert metrics["eer"] < 0.35
+
+
+def test_training_speakers_files_and_the_test_speaker_guard(benchmark_module, tmp_path):
+    module = benchmark_module
+    shards = tmp_path / "train.speakers.tsv"
+    shards.write_text("0\t103\n1\t1034\n")
+    sessions = tmp_path / "speakers.tsv"
+    sessions.write_text("103\tF\ttrain\n1034\tM\ttest\n1040\tF\ttrain\n")
+    assert module.read_training_speakers(shards) == {"103", "1034"}
+    assert module.read_training_speakers(sessions) == {"103", "1040"}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("0\t103\n1 1034\n")
+    with pytest.raises(CorpusFormatError, match=r"bad.tsv:2: expected label<TAB>speaker"):
+        module.read_training_speakers(bad)
+
+
+def test_a_model_trained_on_test_speakers_is_refused(benchmark_module, librispeech_dir,
+                                                     tmp_path):
+    module = benchmark_module
+    # The same split the benchmark makes: its test speakers must not be training ones.
+    utterances, sexes = module.read_librispeech(librispeech_dir, 12)
+    _, test = split_speakers(sorted(sexes), 6, 0, strata=sexes)
+    with pytest.raises(ValueError, match=r"'CNN' was trained on 1 of the 6 test speakers"):
+        module.run_benchmark(librispeech_dir, {"CNN": str(tmp_path)}, tmp_path,
+                             backend_speakers=6, seed=0, max_speakers=12,
+                             training_speakers={"CNN": {test[0], "unrelated"}})

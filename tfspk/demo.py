@@ -1,12 +1,22 @@
-"""The README demo: the whole job end to end on the built-in synthetic corpus.
+"""The README demo: the whole job end to end, on real speech when it is there.
 
     python -m tfspk.demo --output_dir=demo_out
+    python -m tfspk.demo --librispeech_dir=    # force the synthetic corpus
 
-Every stage runs the same command a user would type (printed before it runs):
-synthetic VoxCeleb-, TIMIT- and MUSAN/RIR-layout corpora -> sharded TFRecords ->
-training with configs/demo.flags -> SavedModel export (fc1, fc2) -> embeddings ->
-cosine and PLDA scoring next to the MFCC mean+std baseline -> Table 4-style report ->
-frame-level probes on the TIMIT-layout corpus. Finished stages are skipped on a rerun.
+Every stage runs the same command a user would type (printed before it runs). Finished
+stages are skipped on a rerun.
+
+* With a LibriSpeech folder (`--librispeech_dir`, default `../shared/data/librispeech-251`
+  beside the repository when it exists): `tfrecords_tools.sessions` splits its speakers
+  into training and held-out test speakers and records every 3-s segment in its own
+  random session (room, noise, microphone, telephone band, codec); enrollment and test
+  of every trial come from different sessions. -> sharded TFRecords -> training with
+  configs/demo_real.flags on the training speakers' sessions -> SavedModel export (fc1,
+  fc2) -> embeddings -> cosine and PLDA (fitted on the training sessions) next to the
+  MFCC mean+std baseline -> Table 4-style report -> frame-level probes on a synthetic
+  TIMIT-layout corpus.
+* Without one: synthetic VoxCeleb-, TIMIT- and MUSAN/RIR-layout corpora (espeak-ng) and
+  configs/demo.flags; the same stages.
 """
 from __future__ import annotations
 
@@ -20,6 +30,36 @@ import time
 from absl import app, flags
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIBRISPEECH_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data",
+                               "librispeech-251")
+
+
+def default_librispeech_dir() -> str:
+    """`../shared/data/librispeech-251` beside the repository if it exists, else ''."""
+    return LIBRISPEECH_DIR if os.path.isdir(LIBRISPEECH_DIR) else ""
+
+
+def flagfile_value(path: str, name: str) -> str | None:
+    """The value of `--name=value` in a flag file (the last one wins, as in absl)."""
+    value = None
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            line = line.strip()
+            if line.startswith(f"--{name}="):
+                value = line.split("=", 1)[1]
+    return value
+
+
+def schedule_args(flagfile: str, max_steps: int | None) -> list[str]:
+    """`--max_steps` and a warm-up that fits it: the flag file's warm-up scaled by
+    max_steps / its own max_steps (never more than the file's), so a short run keeps
+    the shape of the schedule and always warms up for fewer steps than it trains."""
+    if not max_steps:
+        return []
+    warmup = int(flagfile_value(flagfile, "warmup_steps") or 0)
+    file_steps = int(flagfile_value(flagfile, "max_steps") or max_steps)
+    scaled = min(warmup, warmup * max_steps // max(file_steps, 1), max_steps - 1)
+    return [f"--max_steps={max_steps}", f"--warmup_steps={max(scaled, 0)}"]
 
 
 def _run(command: list[str], done_marker: str | None = None) -> None:
@@ -40,43 +80,78 @@ def _py(module: str, *args: str) -> list[str]:
 
 def run_demo(output_dir: str, num_speakers: int = 60, utts_per_speaker: int = 12,
              timit_speakers: int = 24, max_steps: int | None = None, num_workers: int = 2,
-             seed: int = 0, probes: bool = True) -> dict:
-    """Runs every stage into `output_dir`; returns the headline numbers."""
+             seed: int = 0, probes: bool = True, librispeech_dir: str = "",
+             test_speakers: int = 100, train_renders: int = 3) -> dict:
+    """Runs every stage into `output_dir`; returns the headline numbers.
+
+    `librispeech_dir` non-empty: real speech in cross-session trials (`test_speakers`
+    held out, each training segment recorded in `train_renders` sessions); empty: the
+    synthetic corpus (`num_speakers` x `utts_per_speaker`)."""
+    from tfspk import configs
+
     out = os.path.abspath(output_dir)
     corpora, data = os.path.join(out, "corpora"), os.path.join(out, "data")
     vox, timit, aug = (os.path.join(corpora, k) for k in ("voxceleb", "timit", "augmentation"))
     model_dir, exports = os.path.join(out, "model"), os.path.join(out, "exports")
     emb, scores = os.path.join(out, "embeddings"), os.path.join(out, "scores")
+    real = bool(librispeech_dir)
+    if real and not os.path.isdir(librispeech_dir):
+        raise ValueError(f"--librispeech_dir {librispeech_dir} is not a directory (pass "
+                         "--librispeech_dir= for the synthetic demo)")
+    marker = os.path.join(out, "corpus.json")
+    if os.path.exists(marker):  # a rerun must not mix the two corpora in one output dir
+        with open(marker, encoding="utf-8") as stream:
+            previous = json.load(stream)["corpus"]
+        if previous != ("librispeech" if real else "synthetic"):
+            raise ValueError(f"{out} holds a {previous} demo; use another --output_dir")
+    else:
+        os.makedirs(out, exist_ok=True)
+        with open(marker, "w", encoding="utf-8") as stream:
+            json.dump({"corpus": "librispeech" if real else "synthetic",
+                       "librispeech_dir": librispeech_dir}, stream)
 
     # 1. Corpora.
     common = [f"--seed={seed}", f"--num_workers={num_workers}"]
-    _run(_py("tfrecords_tools.synth", "--kind=voxceleb", f"--output_dir={vox}",
-             f"--num_speakers={num_speakers}", f"--utts_per_speaker={utts_per_speaker}",
-             *common), os.path.join(vox, "summary.json"))
-    _run(_py("tfrecords_tools.synth", "--kind=timit", f"--output_dir={timit}",
-             f"--num_speakers={timit_speakers}", "--utts_per_speaker=10", *common),
-         os.path.join(timit, "summary.json"))
-    _run(_py("tfrecords_tools.synth", "--kind=augmentation", f"--output_dir={aug}",
-             "--num_speakers=8", "--utts_per_speaker=4", *common),
-         os.path.join(aug, "summary.json"))
+    if real:
+        sessions = os.path.join(corpora, "sessions")
+        _run(_py("tfrecords_tools.sessions", f"--input={librispeech_dir}",
+                 f"--output_dir={sessions}", f"--test_speakers={test_speakers}",
+                 "--segment_seconds=3", "--max_segments=5",
+                 f"--train_renders={train_renders}", *common),
+             os.path.join(sessions, "summary.json"))
+    else:
+        _run(_py("tfrecords_tools.synth", "--kind=voxceleb", f"--output_dir={vox}",
+                 f"--num_speakers={num_speakers}", f"--utts_per_speaker={utts_per_speaker}",
+                 *common), os.path.join(vox, "summary.json"))
+    if probes:
+        _run(_py("tfrecords_tools.synth", "--kind=timit", f"--output_dir={timit}",
+                 f"--num_speakers={timit_speakers}", "--utts_per_speaker=10", *common),
+             os.path.join(timit, "summary.json"))
+    if not real:
+        _run(_py("tfrecords_tools.synth", "--kind=augmentation", f"--output_dir={aug}",
+                 "--num_speakers=8", "--utts_per_speaker=4", *common),
+             os.path.join(aug, "summary.json"))
 
-    # 2. TFRecords: training speakers (VoxCeleb1 "dev") and disjoint test speakers.
+    # 2. TFRecords: training speakers and disjoint test speakers.
     for split, subset, shards in (("train", "dev", 4), ("test", "test", 2)):
-        _run(_py("tfrecords_tools.build", "--input_format=voxceleb", f"--input={vox}",
-                 f"--voxceleb_subset={subset}", f"--output_dir={data}", f"--split={split}",
+        source = (["--input_format=manifest", f"--input={sessions}/{split}.tsv"] if real
+                  else ["--input_format=voxceleb", f"--input={vox}",
+                        f"--voxceleb_subset={subset}"])
+        _run(_py("tfrecords_tools.build", *source, f"--output_dir={data}", f"--split={split}",
                  f"--num_shards={shards}", f"--num_workers={num_workers}"),
              os.path.join(data, f"{split}.metadata.json"))
     train_glob = os.path.join(data, "train-*.tfrecord")
     test_glob = os.path.join(data, "test-*.tfrecord")
-    trials = os.path.join(vox, "veri_test.txt")
+    trials = os.path.join(sessions, "trials.txt") if real else os.path.join(vox, "veri_test.txt")
 
-    # 3. Training.
-    train_args = [f"--flagfile={os.path.join(REPO_ROOT, 'configs', 'demo.flags')}",
-                  f"--model_dir={model_dir}", f"--train_data={train_glob}",
-                  f"--validation_data={test_glob}", f"--validation_trials={trials}",
-                  f"--augmentation_data={aug}", f"--seed={seed}"]
-    if max_steps:
-        train_args.append(f"--max_steps={max_steps}")
+    # 3. Training (the sessions are the real demo's augmentation: no MUSAN/RIR needed).
+    flagfile = configs.path("demo_real.flags" if real else "demo.flags")
+    train_args = [f"--flagfile={flagfile}", f"--model_dir={model_dir}",
+                  f"--train_data={train_glob}", f"--validation_data={test_glob}",
+                  f"--validation_trials={trials}", f"--seed={seed}"]
+    if not real:
+        train_args.append(f"--augmentation_data={aug}")
+    train_args += schedule_args(flagfile, max_steps)
     _run(_py("tfspk.train", *train_args), os.path.join(model_dir, "last_metrics.json"))
 
     # 4. Export both embeddings for TF Serving.
@@ -131,6 +206,14 @@ def run_demo(output_dir: str, num_speakers: int = 60, utts_per_speaker: int = 12
                "report": os.path.join(report_dir, "table.md"),
                "probes": os.path.join(probes_dir, "report.md") if probes else None}
     print("\n==== tfspk demo ====")
+    if real:
+        with open(os.path.join(sessions, "summary.json"), encoding="utf-8") as f:
+            corpus = json.load(f)
+        print(f"LibriSpeech, cross-session trials: {corpus['speakers']['test']} held-out "
+              f"speakers, {corpus['trials']['target']} target and "
+              f"{corpus['trials']['nontarget']} non-target trials; "
+              f"{corpus['speakers']['train']} training speakers in "
+              f"{corpus['segments']['train']} sessions")
     print(f"validation EER (cosine, fc2) after {summary['training']['step']} steps: "
           f"{100 * summary['training'].get('validation_eer', float('nan')):.2f}%")
     with open(summary["report"], encoding="utf-8") as f:
@@ -160,8 +243,18 @@ def define_flags(flag_values=FLAGS):
                          flag_values=flag_values)
     flags.DEFINE_integer("timit_speakers", 24, "Synthetic TIMIT speakers.", lower_bound=4,
                          flag_values=flag_values)
-    flags.DEFINE_integer("max_steps", None, "Override demo.flags' training steps.",
+    flags.DEFINE_integer("max_steps", None, "Override the flag file's training steps "
+                         "(its warm-up is scaled to fit).", lower_bound=1,
                          flag_values=flag_values)
+    flags.DEFINE_string("librispeech_dir", default_librispeech_dir(),
+                        "LibriSpeech folder (SPEAKER-CHAPTER-UTT.flac + SPEAKERS.TXT): train "
+                        "and test on its speakers in cross-session trials; empty: the "
+                        "synthetic espeak-ng corpus. Default: ../shared/data/librispeech-251 "
+                        "beside the repository when it exists.", flag_values=flag_values)
+    flags.DEFINE_integer("test_speakers", 100, "Real demo: held-out test speakers.",
+                         lower_bound=2, flag_values=flag_values)
+    flags.DEFINE_integer("train_renders", 3, "Real demo: sessions each training segment "
+                         "is recorded in.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("num_workers", 2, "Processes for synthesis and shard builds.",
                          lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("seed", 0, "Seed for the corpora and training.",
@@ -172,9 +265,13 @@ def define_flags(flag_values=FLAGS):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run_demo(FLAGS.output_dir, FLAGS.num_speakers, FLAGS.utts_per_speaker,
-             FLAGS.timit_speakers, FLAGS.max_steps, FLAGS.num_workers, FLAGS.seed,
-             FLAGS.probes)
+    try:
+        run_demo(FLAGS.output_dir, FLAGS.num_speakers, FLAGS.utts_per_speaker,
+                 FLAGS.timit_speakers, FLAGS.max_steps, FLAGS.num_workers, FLAGS.seed,
+                 FLAGS.probes, FLAGS.librispeech_dir, FLAGS.test_speakers,
+                 FLAGS.train_renders)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
 
 
 if __name__ == "__main__":
