@@ -14,5 +14,8 @@ corpus, and writes PNG figures, CSV/JSON tables and one line per file in `report
 - `probes.run`: all of them, plus `results.json`
 
 The library is here (`tfspk.probes.<name>`); `probes.<name>` are the command lines
-(`python -m probes.<name> ...`) and re-export these names.
+(`python -m probes.<name> ...`) and re-export these names. Every probe checks its options
+(`checks`: an unknown layer, a phone label outside TIMIT-61, a run without checkpoints,
+...) and the corpus (`data.load_split`: each .PHN against its audio's header) before it
+embeds anything, so bad input is refused in seconds, naming the option or file.
 """
