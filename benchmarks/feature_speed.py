@@ -101,14 +101,16 @@ def measure_feature_speed(batch: np.ndarray, repeats: int = 9,
     tensor = tf.constant(batch)
     tf_mfcc(tensor).numpy()  # trace and warm up
     run_knf()
-    tf_times, knf_times = [], []
+    tf_times, knf_times, tf_cpu, knf_cpu = [], [], [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tf_mfcc(tensor).numpy()
         tf_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        tf_cpu.append(time.process_time() - cpu)
+        start, cpu = time.perf_counter(), time.process_time()
         run_knf()
         knf_times.append(time.perf_counter() - start)
+        knf_cpu.append(time.process_time() - cpu)
     tf_times, knf_times = np.array(tf_times), np.array(knf_times)
     return {"audio_seconds": audio_seconds,
             "tfspk": audio_seconds / float(np.median(tf_times)),
@@ -116,6 +118,8 @@ def measure_feature_speed(batch: np.ndarray, repeats: int = 9,
             "ratio": float(np.median(knf_times / tf_times)),
             "ratio_min": float(np.min(knf_times / tf_times)),
             "ratio_max": float(np.max(knf_times / tf_times)),
+            # CPU seconds (all of tfspk's threads): what a loaded machine distorts least.
+            "cpu_ratio": float(np.median(np.array(knf_cpu) / np.array(tf_cpu))),
             "knf_version": metadata.version("kaldi-native-fbank")}
 
 
@@ -126,13 +130,13 @@ def main(argv):
           f"medians of {_REPEATS.value} interleaved repeats; {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'batch':>5} {'tfspk s/s':>10} {'knf s/s':>10} {'ratio':>6} "
-          f"{'(min-max)':>11} knf")
+          f"{'(min-max)':>11} {'cpu ratio':>9} knf")
     for size in sizes:
         batch = load_batch(_SPEECH_DIR.value, size, _SECONDS.value)
         result = measure_feature_speed(batch, _REPEATS.value, _COMPUTE_DTYPE.value)
         print(f"{size:>5} {result['tfspk']:>10.1f} {result['kaldi_native_fbank']:>10.1f} "
               f"{result['ratio']:>6.2f} {result['ratio_min']:>5.2f}-{result['ratio_max']:<5.2f}"
-              f" {result['knf_version']}", flush=True)
+              f" {result['cpu_ratio']:>9.2f} {result['knf_version']}", flush=True)
     print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 

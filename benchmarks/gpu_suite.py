@@ -66,9 +66,9 @@ def plan(python: str, work: str, args) -> list[tuple[str, list[str]]]:
     steps.append(("input_pipeline", [python, str(HERE / "input_pipeline.py"),
                                      "--skip_feature_speed", "--pipeline_batches=20",
                                      "--train_steps=5"]))
-    steps.append(("serving", [python, str(HERE / "serving_latency.py"), "--seconds=8",
+    steps.append(("serving", [python, str(HERE / "serving_latency.py"), "--seconds=8,2",
                               "--batch_sizes=" + ",".join(map(str, SERVING_BATCHES)),
-                              "--max_calls=20", "--seconds_per_batch_size=15"]))
+                              "--max_calls=100", "--seconds_per_batch_size=10"]))
     return steps
 
 
@@ -110,14 +110,20 @@ def parse_pipeline(stdout: str) -> dict:
 
 
 def parse_serving(stdout: str) -> list[dict]:
+    """The rows of serving_latency.py's table (sec, batch, calls, median ms, ...)."""
+    names = ("seconds", "batch", "calls", "median_ms", "p90_ms", "p99_ms", "p99_over_median",
+             "gflop", "gflops", "ceiling_gflops", "fraction_of_ceiling", "x_real_time")
     rows = []
     for line in stdout.splitlines():
         fields = line.split()
-        if len(fields) == 8 and re.fullmatch(r"\d+", fields[0]):
-            rows.append({"batch": int(fields[0]), "calls": int(fields[1]),
-                         "median_ms": float(fields[2]), "p90_ms": float(fields[3]),
-                         "rtf": float(fields[4]), "x_real_time": float(fields[5]),
-                         "gflops": float(fields[6])})
+        if len(fields) == len(names) and re.fullmatch(r"\d+", fields[1]):
+            try:
+                values = [float(f) for f in fields]
+            except ValueError:
+                continue
+            row = dict(zip(names, values))
+            row["batch"], row["calls"] = int(row["batch"]), int(row["calls"])
+            rows.append(row)
     return rows
 
 
@@ -128,6 +134,11 @@ def main(argv=None) -> int:
     parser.add_argument("--num_files", type=int, default=64)
     parser.add_argument("--warmup_steps", type=int, default=10)
     parser.add_argument("--timed_steps", type=int, default=20)
+    parser.add_argument("--time_limit_s", type=float, default=480.0,
+                        help="Whole-suite budget: a step still running when it is spent "
+                        "is stopped and recorded as timed out.")
+    parser.add_argument("--allow_no_gpu", action="store_true",
+                        help="Run the steps even when nvidia-smi finds no GPU.")
     # Internal (child processes).
     parser.add_argument("--build_shards", default="")
     parser.add_argument("--train_batch", type=int, default=0)
@@ -155,14 +166,28 @@ def main(argv=None) -> int:
     print(f"output JSON: {args.output_json}")
     for label, command in steps:
         print(f"[{label}] {shlex.join(command)}")
+    print(f"time limit: {args.time_limit_s:g} s for the whole suite")
     if args.dry_run:
         return 0
+    if not name and not args.allow_no_gpu:
+        print("gpu_suite: nvidia-smi finds no GPU; use --dry_run to see the plan, or "
+              "--allow_no_gpu to run it anyway", file=sys.stderr)
+        return 2
+    suite_start = time.perf_counter()
     result = {"gpu": name, "bf16_peak_tflops": bf16_peak(name), "steps": {}}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     for label, command in steps:
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), env=env)
+        remaining = args.time_limit_s - (start - suite_start)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO),
+                                  env=env, timeout=max(remaining, 1.0))
+        except subprocess.TimeoutExpired as expired:
+            done = subprocess.CompletedProcess(
+                command, 124, stdout=(expired.stdout or b"").decode(errors="replace")
+                if isinstance(expired.stdout, bytes) else (expired.stdout or ""),
+                stderr=f"timed out: the suite's {args.time_limit_s:g} s were spent")
         record = {"command": shlex.join(command), "returncode": done.returncode,
                   "seconds": time.perf_counter() - start}
         if done.returncode != 0:
@@ -188,8 +213,8 @@ def main(argv=None) -> int:
         print(f"input pipeline host-side ceiling (features on device): "
               f"{r.get('host_side_examples_per_s_features_on_device', float('nan')):.1f} ex/s")
     for row in result["steps"].get("serving", {}).get("rows", []):
-        print(f"serving batch {row['batch']}: median {row['median_ms']:.1f} ms, "
-              f"p90 {row['p90_ms']:.1f} ms")
+        print(f"serving {row['seconds']:g} s batch {row['batch']}: median "
+              f"{row['median_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms")
     print(f"wrote {args.output_json}")
     return 0 if all(s["returncode"] == 0 for s in result["steps"].values()) else 1
 
