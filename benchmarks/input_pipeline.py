@@ -7,7 +7,8 @@ exponentially decaying RIR when that package is unavailable). Then measures, in 
 
 * the tf.data pipeline of `tfspk.data.train_dataset`: 2-s crops (200 frames), full
   augmentation (every example reverberated plus one of noise / music / babble, so all
-  four kinds are computed), paper MFCC + CMN, batch 32: examples per second;
+  four kinds are computed; noise placed as Kaldi's foreground noises 1 s apart, the
+  `AugmentationConfig` default), paper MFCC + CMN, batch 32: examples per second;
 * the training step of the full-size paper model (`build_paper_cnn` +
   `build_classifier` with 1,211 speakers, SGD, tf.function) on the same batch shape;
 * their ratio (how many training steps the pipeline can feed; target >= 1.5 on 2 cores);

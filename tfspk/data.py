@@ -356,13 +356,16 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
             records = records.shard(input_context.num_input_pipelines, pipeline_id)
         records = records.shuffle(shuffle_buffer, seed=set_seed + 1,
                                   reshuffle_each_iteration=True)
-        parsed = records.map(lambda record, path: _parse_record(record, path, sample_rate,
-                                                                True),
-                             num_parallel_calls=tf.data.AUTOTUNE)
-        if offset:
-            parsed = parsed.map(lambda example, offset=offset: dict(
-                example, label=example["label"] + offset))
-        per_set.append(parsed)
+        if len(files_per_set) == 1 and not offset:
+            per_set.append(records)  # parsed in the crop's map: one function per example
+            break
+
+        def parse(record, path, offset=offset):
+            example = _parse_record(record, path, sample_rate, True)
+            return dict(example, label=example["label"] + offset) if offset else example
+
+        per_set.append(records.map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+    fused_parse = isinstance(per_set[0].element_spec, tuple)
     examples = per_set[0] if len(per_set) == 1 else tf.data.Dataset.sample_from_datasets(
         per_set, weights=weights, seed=base_seed + 2)
     num_fg_noises = 1 if augmentation is None else augmentation.max_fg_noises(
@@ -372,7 +375,8 @@ def train_dataset(file_pattern, *, batch_size: int, num_frames: int = 200,
             sample_rate)
     examples = examples.enumerate().map(
         lambda index, example: _crop_example(
-            index, example, base_seed=base_seed, crop_samples=crop_samples,
+            index, _parse_record(*example, sample_rate, True) if fused_parse else example,
+            base_seed=base_seed, crop_samples=crop_samples,
             augmentation=augmentation, num_frames=num_frames,
             num_features=frontend.feature_dim, num_fg_noises=num_fg_noises),
         num_parallel_calls=tf.data.AUTOTUNE)
