@@ -172,7 +172,7 @@ def run_benchmark(work_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
     # 3. Training on the training speakers' sessions (resumes from its checkpoints; a
     # run stopped by a signal also writes last_metrics.json, so that alone is not done).
     last = model_dir / "last_metrics.json"
-    if not last.exists() or "stopped_by_signal" in json.loads(last.read_text()):
+    if not last.exists() or json.loads(last.read_text()).get("stopped_by_signal"):
         _run(_py("tfspk.train", f"--flagfile={flagfile}",
                  f"--model_dir={model_dir}", f"--train_data={shards}/train-*.tfrecord",
                  f"--validation_data={shards}/test-*.tfrecord",
