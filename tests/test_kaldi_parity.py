@@ -33,7 +33,9 @@ MAX_MFCC_ERROR = 2e-3
 MAX_FBANK_ERROR = 1e-3
 # The derived MFCC reference against kaldi-native-fbank's own (float32 DCT and sums).
 MAX_DERIVED_MFCC_ERROR = 1e-4
-BATCH = 8  # larger batches only add padding and page faults (100 MB+ tensors)
+# Files per call: as many as fit in this much padded audio. Larger calls only add page
+# faults (the float64 frames of a call are ~100 kB per second of audio).
+BATCH_SECONDS = 40.0
 
 TELEPHONE_8K_MFCC_OPTIONS = dict(num_mel_bins=23, num_ceps=20, low_freq=20.0,
                                  high_freq=3700.0, snip_edges=False)
@@ -91,6 +93,19 @@ def _textbook_dct(num_bins, num_ceps, lifter):
     return out
 
 
+def _batches(lengths, max_padded):
+    """Indices in order of length, cut into groups whose padded size <= max_padded."""
+    order = np.argsort(lengths, kind="stable")  # similar lengths share a call
+    group = []
+    for i in order:
+        if group and (len(group) + 1) * lengths[i] > max_padded:
+            yield group
+            group = []
+        group.append(int(i))
+    if group:
+        yield group
+
+
 @pytest.fixture(scope="module")
 def results(corpus):
     """(name, snip_edges) -> {kind: (worst |ours - knf|, file index)}, computed once."""
@@ -116,9 +131,7 @@ def results(corpus):
             atol=1e-12)
         waves = corpus[rate]
         worst = {"mfcc": (0.0, -1), "fbank": (0.0, -1)}
-        order = np.argsort([len(w) for w in waves])  # similar lengths share a batch
-        for start in range(0, len(order), BATCH):
-            index = order[start:start + BATCH]
+        for index in _batches([len(w) for w in waves], BATCH_SECONDS * rate):
             rows = [waves[i] for i in index]
             width = max(len(r) for r in rows)
             batch = np.stack([np.pad(r, (0, width - len(r))) for r in rows])
