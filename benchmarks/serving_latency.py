@@ -135,22 +135,23 @@ def format_table(rows) -> list[str]:
     return lines
 
 
+def _numbers(flag, kind, lowest, what):
+    """A list flag's values as `kind`, each at least `lowest`, or a usage error naming it."""
+    try:
+        values = [kind(v) for v in flag.value]
+    except ValueError as error:
+        raise app.UsageError(f"--{flag.name} must be {what}: {error}") from error
+    if min(values) < lowest:
+        raise app.UsageError(f"--{flag.name} must be >= {lowest}")
+    return values
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every step at INFO
-    try:
-        batch_sizes = [int(b) for b in _BATCH_SIZES.value]
-    except ValueError as error:
-        raise app.UsageError(f"--batch_sizes must be integers: {error}") from error
-    if min(batch_sizes) < 1:
-        raise app.UsageError("--batch_sizes must be >= 1")
-    try:
-        lengths_s = [float(x) for x in _SECONDS.value]
-    except ValueError as error:
-        raise app.UsageError(f"--seconds must be numbers: {error}") from error
-    if min(lengths_s) < 0.2:
-        raise app.UsageError("--seconds must be >= 0.2")
+    batch_sizes = _numbers(_BATCH_SIZES, int, 1, "integers")
+    lengths_s = _numbers(_SECONDS, float, 0.2, "numbers")
     result = benchmark(lengths_s, batch_sizes, _MIN_CALLS.value, _MAX_CALLS.value,
                        _BUDGET.value, _MATMUL_SIZE.value)
     print(f"paper CNN, {result['parameters']:,} parameters, "

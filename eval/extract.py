@@ -18,6 +18,7 @@ silently miss utterances), 2 for a user error (`error: ...` naming the file or f
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import sys
 from typing import Iterator
@@ -38,6 +39,9 @@ class LoadedUtterance:
     speaker: str
     waveform: np.ndarray
     path: str = ""  # the file it came from (named in errors and rejects), if any
+    # Its place in the corpus: the reader thread reports load failures ahead of the
+    # embedding loop, so rejects are put back in corpus order by this.
+    position: int = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Reject:
     utt_id: str
     path: str
     reason: str
+    position: int = -1  # the utterance's place in the corpus (LoadedUtterance.position)
 
 
 def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
@@ -59,10 +64,12 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
     """
     from tfspk import audio
 
+    positions = itertools.count()
+
     def refuse(error, utt_id, where):
         if rejects is None:
             raise error
-        rejects.append(Reject(utt_id, where, reject_reason(error)))
+        rejects.append(Reject(utt_id, where, reject_reason(error), next(positions)))
 
     if input_format == "tfrecords":
         from tfspk import schema
@@ -87,7 +94,8 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
                             example["utt_id"], shard)
                         continue
                     yield LoadedUtterance(example["utt_id"], example["speaker"],
-                                          audio.int16_to_float(example["pcm16"]), shard)
+                                          audio.int16_to_float(example["pcm16"]), shard,
+                                          next(positions))
             except tf.errors.OpError as error:
                 message = " ".join(str(error.message).split())
                 raise ValueError(f"{shard}: unreadable shard ({message})") from None
@@ -110,7 +118,7 @@ def read_corpus(input_format: str, path: str, sample_rate: int = 16000,
         except audio.AudioError as error:
             refuse(error, utt.utt_id, utt.path)
             continue
-        yield LoadedUtterance(utt.utt_id, utt.speaker, waveform, utt.path)
+        yield LoadedUtterance(utt.utt_id, utt.speaker, waveform, utt.path, next(positions))
 
 
 def _embed_batch(serve, rows, output_keys):
@@ -157,7 +165,7 @@ def _embed_window(serve, window, batch_size, max_batch_samples, output_keys,
                 except tf.errors.InvalidArgumentError as single:
                     message = " ".join(str(single.message).split())
                     rejects.append(Reject(window[i].utt_id, window[i].path,
-                                          f"model: {message}"))
+                                          f"model: {message}", window[i].position))
         for r, i in enumerate(order[start:end]):
             embeddings[i] = values[r]
         start = end
@@ -266,7 +274,7 @@ def extract_embeddings(saved_model: str, utterances, batch_size: int = 16,
         except audio.AudioError as error:
             if rejects is None:
                 raise
-            rejects.append(Reject(utt.utt_id, utt.path, reject_reason(error)))
+            rejects.append(Reject(utt.utt_id, utt.path, reject_reason(error), utt.position))
             bar.update(1)
             continue
         window.append(utt)
@@ -360,6 +368,7 @@ def main(argv, flag_values=flags.FLAGS):
         sample_rate=FLAGS.sample_rate, min_seconds=FLAGS.min_duration,
         output_key=layers if layers else "embedding")
     matrices = result if layers else {None: result}
+    rejects.sort(key=lambda r: r.position)  # corpus order (stable for unnumbered ones)
     total = len(ids) + len(rejects)
     for layer, output in outputs.items():
         listed = rejects_path(output)

@@ -6,6 +6,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
+import kaldi_augment_reference
 from tfspk import audio, augment
 from tfspk.augment import sources as sources_lib
 
@@ -106,24 +107,6 @@ def test_premixed_background_kinds_equal_the_per_kind_mixes(librispeech_dir):
                      np.zeros([0], np.int32)), speech)
 
 
-def _kaldi_foreground(speech, noises, snrs, interval):
-    """augment_data_dir.py + wav-reverberate AddNoise in closed form (float64): noise k at
-    start_k = sum_{j<k} (len_j + interval), used iff start_k < len(speech), gain
-    sqrt(10^(-snr_k/10) * P_speech / P_noise_k), cut at the end of the speech."""
-    out = speech.astype(np.float64).copy()
-    speech_power = np.mean(speech.astype(np.float64) ** 2)
-    start = 0
-    for noise, snr in zip(noises, snrs):
-        if start >= len(speech):
-            break
-        noise = noise.astype(np.float64)
-        gain = np.sqrt(10 ** (-snr / 10) * speech_power / np.mean(noise ** 2))
-        stop = min(start + len(noise), len(speech))
-        out[start:stop] += gain * noise[:stop - start]
-        start += len(noise) + interval
-    return out
-
-
 def test_premixed_foreground_noise_follows_kaldis_placement(librispeech_dir):
     speech = _speech(librispeech_dir, 0, 2.015)
     length = speech.size
@@ -144,7 +127,7 @@ def test_premixed_foreground_noise_follows_kaldis_placement(librispeech_dir):
         lengths = np.array([n.size for n in noises], np.int32)
         got = _with_premix(speech, _plan(augment.NOISE, snrs[0], snrs), crops, lengths,
                            interval)
-        np.testing.assert_allclose(got, _kaldi_foreground(speech, noises, snrs, interval),
+        np.testing.assert_allclose(got, kaldi_augment_reference.foreground_noise(speech, noises, snrs, interval)[0],
                                    atol=3e-5)
         # The same as the library's whole-noise foreground mix.
         np.testing.assert_allclose(

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import kaldi_augment_reference
 from tfspk.augment import mixing
 
 RATE = 16000
@@ -13,26 +14,6 @@ def _speech(librispeech_dir, seconds):
     samples, rate = soundfile.read(path, dtype="float32")
     assert rate == RATE
     return samples[:int(seconds * rate)]
-
-
-def _kaldi_reference(speech, noises, snrs, interval):
-    """augment_data_dir.py's AugmentWav loop + wav-reverberate's AddNoise, in numpy:
-    `while tot_noise_dur < dur: start_times.append(tot); tot += noise_dur + interval`,
-    then each noise scaled by sqrt(10^(-snr/10) * P_speech / P_noise) and added at its
-    start (AddVectorsWithOffset cuts it at the end of the speech)."""
-    out = speech.astype(np.float64).copy()
-    speech_power = np.mean(speech.astype(np.float64) ** 2)
-    total, placed = 0, []
-    for noise, snr in zip(noises, snrs):
-        if total >= len(speech):
-            break
-        noise = noise.astype(np.float64)
-        scale = np.sqrt(10 ** (-snr / 10) * speech_power / np.mean(noise ** 2))
-        stop = min(total + len(noise), len(speech))
-        out[total:stop] += scale * noise[:stop - total]
-        placed.append((total, len(noise), scale))
-        total += len(noise) + interval
-    return out, placed
 
 
 def _padded(noises):
@@ -60,7 +41,7 @@ def test_each_placed_noise_sits_at_its_snr_and_start(librispeech_dir):
     interval = RATE  # --fg-interval 1
     padded, lengths = _padded(noises)
     mixture = mixing.mix_foreground(speech, padded, lengths, snrs, interval).numpy()
-    reference, placed = _kaldi_reference(speech, noises, snrs, interval)
+    reference, placed = kaldi_augment_reference.foreground_noise(speech, noises, snrs, interval)
     np.testing.assert_allclose(mixture, reference, atol=2e-6)
     assert [start for start, _, _ in placed] == [0, int(1.7 * RATE), int(3.9 * RATE)]
 
@@ -92,7 +73,7 @@ def test_batched_rows_are_placed_independently_and_silence_adds_nothing():
     snrs = rng.uniform(0, 15, [3, 3]).astype(np.float32)
     batched = mixing.mix_foreground(speech, noises, lengths, snrs, 800).numpy()
     for row in (0, 1):
-        expected, _ = _kaldi_reference(
+        expected, _ = kaldi_augment_reference.foreground_noise(
             speech[row], [noises[row, k, :lengths[row, k]] for k in range(3)], snrs[row], 800)
         np.testing.assert_allclose(batched[row], expected, atol=2e-5)
     # Row 2: an empty noise (length 0) occupies only its interval and adds nothing.
