@@ -133,14 +133,14 @@ def test_synthetic_recipe_end_to_end(tmp_path):
                         "--synth_speakers", "10", "--synth_utts", "6",
                         "--synth_test_speakers", "3", "--synth_babble_speakers", "2",
                         "--synth_noise", "2", "--synth_music", "1", "--synth_rooms", "1",
-                        "--synth_rirs_per_room", "1", "--max_steps", "30", "--nj", "1",
-                        # demo.flags warms up for 50 steps; a 30-step run needs a shorter one.
-                        "--train_flags", "--warmup_steps=10")
+                        "--synth_rirs_per_room", "1", "--max_steps", "12", "--nj", "1",
+                        # demo.flags warms up for 50 steps; a 12-step run needs a shorter one.
+                        "--train_flags", "--warmup_steps=4")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for number in range(8):
         assert f"run.sh: stage {number}: " in result.stdout
 
-    assert json.loads((work / "model" / "last_metrics.json").read_text())["step"] == 30
+    assert json.loads((work / "model" / "last_metrics.json").read_text())["step"] == 12
 
     # Stage 1 split one tree by vox1_meta.csv: dev speakers train, test speakers test.
     corpus = work / "synth" / "voxceleb"

@@ -78,12 +78,15 @@ def test_identify_cli_top1_and_unknown(exported, tmp_path, librispeech_dir):
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
-    for s in range(3):
-        cli("tfspk.enroll", f"--speaker=spk{s}", files[s, 0])
+    # spk1 and spk2 through the library function the CLI runs (each CLI start costs ~10 s);
+    # spk0 through the CLI, twice.
+    from tfspk import enroll, identify
+    model = SpeakerModel.load(exported)
+    cli("tfspk.enroll", "--speaker=spk0", files[0, 0])
+    for s in (1, 2):
+        enroll.enroll_files(db, f"spk{s}", model, [files[s, 0]], progress=False)
     out = cli("tfspk.enroll", "--speaker=spk0", files[0, 1])
     assert "spk0: 2 utterances; 3 speakers" in out
-    model = SpeakerModel.load(exported)
-    from tfspk import identify
     results = [identify.identify_file(db, model, files[s, 2], top_k=3) for s in range(4)]
     for s in range(3):
         assert results[s]["top_k"][0]["speaker"] == f"spk{s}", results[s]
@@ -185,9 +188,11 @@ def test_sigkill_during_the_enroll_cli_leaves_old_or_new_state(exported, tmp_pat
     # `python -m tfspk.enroll` killed at random moments of its run (importing, loading
     # the model, embedding, committing): each time the db is the state before that
     # enroll or the state after it, it loads, its lock is free, and a rerun completes.
+    # Three kills (each a full CLI start, ~10 s): the moments are random over the run.
+    num_speakers, num_utterances = 4, 8
     files = {}
-    for k in range(7):
-        files[k] = [str(tmp_path / f"spk{k}_{i}.wav") for i in range(12)]
+    for k in range(num_speakers):
+        files[k] = [str(tmp_path / f"spk{k}_{i}.wav") for i in range(num_utterances)]
         for i, path in enumerate(files[k]):
             audio.write_wav(path, fx.speech_like(16000, seed=100 * k + i), 16000)
     db = str(tmp_path / "db")
@@ -198,7 +203,7 @@ def test_sigkill_during_the_enroll_cli_leaves_old_or_new_state(exported, tmp_pat
     expected = {os.path.abspath(p) for p in files[0]}
     rng = random.Random(13)
     outcomes = []
-    for k in range(1, 7):
+    for k in range(1, num_speakers):
         process = subprocess.Popen(_enroll_cli(db, exported, f"spk{k}", files[k]), env=ENV,
                                    cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -220,7 +225,8 @@ def test_sigkill_during_the_enroll_cli_leaves_old_or_new_state(exported, tmp_pat
             assert set(speaker_db.SpeakerDB(db).load().ids.tolist()) == new
         expected = new
     final = speaker_db.SpeakerDB(db).load()
-    assert len(final.ids) == 7 * 12 and final.speaker_names() == [f"spk{k}" for k in range(7)]
+    assert len(final.ids) == num_speakers * num_utterances
+    assert final.speaker_names() == [f"spk{k}" for k in range(num_speakers)]
     # A commit killed half-way may leave a temporary file or the previous generation,
     # which readers never look at and the next commit removes.
     others = set(os.listdir(db)) - {"db.json", "db.lock", f"embeddings-{final.generation}.npz"}

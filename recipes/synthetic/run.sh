@@ -189,14 +189,17 @@ if stage_on 4; then
       --input="$data/$split-*.tfrecord" --output="$work_dir/embeddings/mfcc/$split.npz"
   done
   for system in $systems; do
-    for layer in ${layers[$system]}; do
-      need "$work_dir/exports/${system}_$layer/1" 3
-      for split in train test; do
-        once "embed_${system}_${layer}_$split" run "$python" -m eval.extract \
-          --saved_model="$work_dir/exports/${system}_$layer/1" --input_format=tfrecords \
-          --input="$data/$split-*.tfrecord" \
-          --output="$work_dir/embeddings/${system}_$layer/$split.npz"
-      done
+    # Every layer of a system from one run of its network: any of its exports has the
+    # `embeddings` signature with all of them; one npz per layer.
+    system_layers=(${layers[$system]})
+    one_export="$work_dir/exports/${system}_${system_layers[-1]}/1"
+    need "$one_export" 3
+    layer_list="${system_layers[*]}"
+    for split in train test; do
+      once "embed_${system}_$split" run "$python" -m eval.extract \
+        --saved_model="$one_export" --layers="${layer_list// /,}" \
+        --input_format=tfrecords --input="$data/$split-*.tfrecord" \
+        --output="$work_dir/embeddings/${system}_{layer}/$split.npz"
     done
   done
 fi
