@@ -169,6 +169,9 @@ def test_every_shipped_flag_file_parses(path):
     (dict(speakers_tsv=("a", "b")), "gives 2 maps for 1 --train_data globs"),
     (dict(validation_data="x"), "--validation_data and --validation_trials go together"),
     (dict(optimizer="lion"), "optim.optimizer (--optimizer) must be one of"),
+    (dict(optimizer="adam", weight_decay=1e-4), "(--weight_decay) 0.0001 needs "
+                                                "--optimizer=adamw"),
+    (dict(optimizer="sgd", weight_decay=1e-4), "--optimizer=sgd would ignore it"),
 ])
 def test_validate_config_names_field_and_flag(change, named):
     config = config_lib.from_values(model_dir="m", train_data="d/*", **change)

@@ -60,7 +60,8 @@ class OptimConfig:
                                  rule=Range(0, 1, low_open=True))
     warmup_steps: int = field(0, "Linear warm-up steps (cosine schedule).", rule=Range(0))
     momentum: float = field(0.0, "SGD momentum.", rule=Range(0, 1, high_open=True))
-    weight_decay: float = field(0.0, "AdamW weight decay.", rule=Range(0))
+    weight_decay: float = field(0.0, "AdamW (--optimizer=adamw) decoupled weight decay, "
+                                 "applied as lr * weight_decay * w per step.", rule=Range(0))
     margin_warmup_steps: tuple[int, int] = field(
         (0, 0), "Ramp the margin of a margin head linearly from 0 between these steps.",
         rule=Rule(lambda v: len(v) == 2 and 0 <= v[0] <= v[1],
@@ -289,6 +290,10 @@ def validate_config(config: TrainConfig) -> None:
     if optim.lr_schedule == "cosine" and optim.warmup_steps >= optim.max_steps:
         problems.append(f"optim.warmup_steps (--warmup_steps) {optim.warmup_steps} must be "
                         f"below optim.max_steps (--max_steps) {optim.max_steps}")
+    if optim.weight_decay > 0 and optim.optimizer != "adamw":
+        problems.append(f"optim.weight_decay (--weight_decay) {optim.weight_decay} needs "
+                        f"--optimizer=adamw (decoupled decay); --optimizer="
+                        f"{optim.optimizer} would ignore it")
     augmentation = data.augmentation
     if data.augment_probability > 0 and any(getattr(augmentation, k) for k in _SOURCE_KINDS):
         problems.append("data.augment_probability (--augment_probability) sets the four "
