@@ -3,8 +3,14 @@
     python benchmarks/finetune_gain.py --init_from=demo_out/model \
         --output_dir=/tmp/finetune_gain [--max_steps=1000] [--adapt_speakers=151]
 
+    # the real-speech README demo's model; its training speakers stay out of both sets:
+    python benchmarks/finetune_gain.py --init_from=demo_out/model \
+        --exclude_speakers=demo_out/corpora/sessions/speakers.tsv \
+        --output_dir=/tmp/finetune_gain_real --adapt_speakers=60
+
 Issue 12's fine-tuning check. `../shared/data/librispeech-251` holds one recording per
-speaker. Its speakers are split at random (`--seed`, stratified by sex from
+speaker. Its speakers (less `--exclude_speakers`, the source model's training speakers)
+are split at random (`--seed`, stratified by sex from
 `SPEAKERS.TXT`) into an adaptation set (`--adapt_speakers`) and a disjoint held-out set.
 The adaptation speakers' recordings become training shards (`tfrecords_tools.build`,
 manifest input); two runs train on them with the same flags for `--max_steps` steps:
@@ -55,6 +61,8 @@ from eval import halves  # noqa: E402
 from eval.embeddings import save_embeddings  # noqa: E402
 from tfspk import audio, trials as trials_lib  # noqa: E402
 from tfspk.corpora import librispeech  # noqa: E402
+from tfspk.corpora.records import CorpusFormatError  # noqa: E402
+from tfspk.corpora.speaker_sets import read_training_speakers  # noqa: E402
 from tfspk.trials import Trial  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -161,8 +169,11 @@ def _export(model_dir, export_base, embedding_layer, checkpoint=None):
 def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
         flagfile=None, adapt_speakers=151, max_steps=1000, learning_rate=5e-4,
         segment_seconds=3.0, embedding_layer="fc2", lda_dim=200, seed=0, train_flags=(),
-        max_files=0, num_shards=4) -> dict:
-    """The benchmark (module docstring); returns what `finetune_gain.json` holds."""
+        max_files=0, num_shards=4, exclude_speakers=None) -> dict:
+    """The benchmark (module docstring); returns what `finetune_gain.json` holds.
+
+    `exclude_speakers`: speakers (the source model's training speakers) left out of
+    both the adaptation and the held-out set."""
     from eval import extract
     from tfspk import configs
     from tfspk.scoring import score
@@ -180,7 +191,12 @@ def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
     out.mkdir(parents=True, exist_ok=True)
 
     utterances = librispeech.read_librispeech_folder(librispeech_dir, max_files)
+    excluded = set(exclude_speakers or ())
+    utterances = [u for u in utterances if u.speaker not in excluded]
     sexes = {u.speaker: u.meta["sex"] for u in utterances}
+    if len(sexes) < 4:
+        raise ValueError(f"only {len(sexes)} speakers are left after excluding "
+                         f"{len(excluded)}: too few for adaptation and held-out sets")
     adapt, held_out = halves.split_speakers(sorted(sexes), adapt_speakers, seed,
                                             strata=sexes)
     adapt_set = set(adapt)
@@ -265,6 +281,7 @@ def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
         "embedding_layer": embedding_layer, "segment_seconds": segment_seconds,
         "lda_dim": lda_dim, "exports": exports,
         "speakers": {"adapt": len(adapt), "held_out": len(held_out),
+                     "excluded": len(excluded),
                      "adapt_female": sum(sexes[s] == "F" for s in adapt),
                      "held_out_female": sum(sexes[s] == "F" for s in held_out)},
         "segments": {"held_out": len(held_segments), "backend": len(backend_segments),
@@ -314,6 +331,11 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("lda_dim", 200, "LDA dimension before PLDA.", lower_bound=1,
                          **define)
     flags.DEFINE_integer("seed", 0, "Speaker split.", **define)
+    flags.DEFINE_string("exclude_speakers", None, "Speakers the source model was trained "
+                        "on (a shard set's <split>.speakers.tsv or a sessions corpus's "
+                        "speakers.tsv, e.g. demo_out/corpora/sessions/speakers.tsv): left "
+                        "out of both sets, so neither fine-tuning nor evaluation reuses "
+                        "them.", **define)
     flags.DEFINE_string("train_flags", "", "More tfspk.train flags for both runs, "
                         "whitespace-separated (shell quoting), appended last.", **define)
     flags.DEFINE_integer("max_files", 0, "Use only the first N recordings (quick checks).",
@@ -331,8 +353,10 @@ def main(argv, flag_values=flags.FLAGS):
                       max_steps=f.max_steps, learning_rate=f.learning_rate,
                       segment_seconds=f.segment_seconds, embedding_layer=f.embedding_layer,
                       lda_dim=f.lda_dim, seed=f.seed, train_flags=tuple(shlex.split(f.train_flags)),
-                      max_files=f.max_files)
-    except (ValueError, audio.AudioError) as error:
+                      max_files=f.max_files,
+                      exclude_speakers=(read_training_speakers(f.exclude_speakers)
+                                        if f.exclude_speakers else None))
+    except (ValueError, audio.AudioError, CorpusFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps({k: summary[k] for k in ("speakers", "segments", "trials")}))

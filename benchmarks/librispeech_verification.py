@@ -44,6 +44,7 @@ from eval import baseline, extract, halves, report, score  # noqa: E402
 from eval.embeddings import save_embeddings  # noqa: E402
 from tfspk import audio, trials as trials_lib  # noqa: E402
 from tfspk.corpora.records import CorpusFormatError  # noqa: E402
+from tfspk.corpora.speaker_sets import read_training_speakers  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_LIBRISPEECH_DIR = REPO_ROOT.parent / "shared" / "data" / "librispeech-251"
@@ -125,33 +126,6 @@ def parse_saved_models(spec: str) -> dict[str, str]:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "system"
-
-
-def read_training_speakers(path: os.PathLike | str) -> set[str]:
-    """The speakers a model was trained on, from a shard set's `<split>.speakers.tsv`
-    (`label<TAB>speaker`) or a `tfrecords_tools.sessions` `speakers.tsv`
-    (`speaker<TAB>sex<TAB>train|test`: only the `train` rows).
-
-    Raises CorpusFormatError naming file and line for any other layout."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CorpusFormatError("file not found", path)
-    speakers = set()
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            fields = line.rstrip("\n").split("\t")
-            if not line.strip() or fields[0] == "label":
-                continue
-            if len(fields) == 2:
-                speakers.add(fields[1])
-            elif len(fields) == 3 and fields[2] in ("train", "test"):
-                if fields[2] == "train":
-                    speakers.add(fields[0])
-            else:
-                raise CorpusFormatError("expected label<TAB>speaker or "
-                                        f"speaker<TAB>sex<TAB>train|test, got {line.strip()!r}",
-                                        path, number)
-    return speakers
 
 
 def run_benchmark(librispeech_dir, saved_models: dict[str, str], output_dir,

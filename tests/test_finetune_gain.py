@@ -10,6 +10,8 @@ import pytest
 from benchmarks import finetune_gain
 from eval.embeddings import load_embeddings
 from tfspk import metrics
+from tfspk.corpora import librispeech
+from tfspk.corpora.speaker_sets import read_training_speakers
 from tfspk.scoring.score import read_scores
 from tfspk.trials import read_trials
 
@@ -35,10 +37,19 @@ def gain(voxceleb_shards, librispeech_dir, tmp_path_factory):
     source = root / "source"
     finetune_gain.train_run([f"--flagfile={flagfile}", f"--model_dir={source}",
                              f"--train_data={voxceleb_shards['train']}", "--max_steps=2"])
-    summary = finetune_gain.run(str(source), str(root / "out"), librispeech_dir,
-                                flagfile=str(flagfile), adapt_speakers=5, max_steps=2,
-                                segment_seconds=2.0, max_files=10, num_shards=1)
-    return {"summary": summary, "out": root / "out", "source": source}
+    # The source's "training speakers": two of the first 12 recordings' speakers, given
+    # as a sessions corpus speakers.tsv (speaker, sex, train|test).
+    first = librispeech.read_librispeech_folder(librispeech_dir, 12)
+    excluded = sorted({u.speaker for u in first})[:2]
+    speakers_tsv = root / "source_speakers.tsv"
+    speakers_tsv.write_text("".join(f"{s}\tF\ttrain\n" for s in excluded)
+                            + f"{first[-1].speaker}\tM\ttest\n")
+    summary = finetune_gain.run(
+        str(source), str(root / "out"), librispeech_dir, flagfile=str(flagfile),
+        adapt_speakers=5, max_steps=2, segment_seconds=2.0, max_files=12, num_shards=1,
+        exclude_speakers=read_training_speakers(speakers_tsv))
+    return {"summary": summary, "out": root / "out", "source": source,
+            "excluded": set(excluded)}
 
 
 def test_speaker_sets_are_disjoint_and_only_adaptation_speakers_train(gain):
@@ -48,12 +59,13 @@ def test_speaker_sets_are_disjoint_and_only_adaptation_speakers_train(gain):
     adapt = {s for s, kind in sets.items() if kind == "adapt"}
     held_out = {s for s, kind in sets.items() if kind == "held_out"}
     assert len(adapt) == 5 and len(held_out) == 5 and not adapt & held_out
+    assert not (adapt | held_out) & gain["excluded"]  # the source's speakers: in neither
     trained_on = {line.split("\t")[-1] for line in
                   (out / "data" / "train.speakers.tsv").read_text().splitlines()}
     assert trained_on == adapt
     test = load_embeddings(str(out / "embeddings" / "before_test.npz"))
     assert set(test.speakers) == held_out
-    assert summary["speakers"] == {"adapt": 5, "held_out": 5,
+    assert summary["speakers"] == {"adapt": 5, "held_out": 5, "excluded": 2,
                                    "adapt_female": sum(1 for s in adapt if
                                                        _sex(out, s) == "F"),
                                    "held_out_female": sum(1 for s in held_out if
