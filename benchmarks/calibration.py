@@ -179,5 +179,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

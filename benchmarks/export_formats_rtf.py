@@ -143,4 +143,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -88,7 +88,7 @@ def measure_feature_speed(batch: np.ndarray, repeats: int = 9,
     knf_options.frame_opts.dither = 0.0
     knf_options.mel_opts.num_bins = options["num_mel_bins"]
     knf_options.num_ceps = options["num_ceps"]
-    as_int16_lists = [(row * 32768.0).tolist() for row in batch]
+    as_int16_lists = [(row * features.INT16_SCALE).tolist() for row in batch]
 
     def run_knf():
         for samples in as_int16_lists:
@@ -141,4 +141,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -44,7 +44,7 @@ from absl import app, flags  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import feature_speed  # noqa: E402  (sibling benchmark: the MFCC speed comparison)
 
-from tfspk import augment, data, models, schema  # noqa: E402
+from tfspk import audio, augment, data, models, schema  # noqa: E402
 
 SAMPLE_RATE = 16000
 DEFAULT_SPEECH_DIR = (pathlib.Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ _SKIP_FEATURES = flags.DEFINE_boolean("skip_feature_speed", False,
 def _write(path, examples):
     with tf.io.TFRecordWriter(str(path)) as writer:
         for utt_id, speaker, label, waveform in examples:
-            pcm = np.clip(np.round(waveform * 32768.0), -32768, 32767).astype(np.int16)
+            pcm = audio.float_to_int16(waveform)
             writer.write(schema.serialize_example(utt_id, speaker, label, pcm, SAMPLE_RATE))
 
 
@@ -278,4 +278,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -153,16 +153,15 @@ def _thin(x: np.ndarray, y: np.ndarray, resolution: float = 2e-3):
 
 def plot_det(results: Sequence[RunResult], path: pathlib.Path) -> None:
     """All DET curves on normal-deviate axes, EER marked on each."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import norm
+
+    from tfspk import figures
 
     rates = np.concatenate([np.r_[r.curve.miss, r.curve.false_alarm] for r in results])
     positive = rates[rates > 0]
     low = max(_DET_TICKS[0], positive.min() if positive.size else 1e-3) * 0.8
     limits = norm.ppf([low, 0.8])
-    figure, axes = plt.subplots(figsize=(6, 6))
+    figure, axes = figures.subplots(figsize=(6, 6))
     for r in results:
         # Rates of exactly 0 or 1 sit at +-inf; clip them to the frame.
         fa = norm.ppf(np.clip(r.curve.false_alarm, low / 2, 1 - 1e-9))
@@ -186,7 +185,6 @@ def plot_det(results: Sequence[RunResult], path: pathlib.Path) -> None:
     axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
-    plt.close(figure)
 
 
 def make_report(runs: Sequence[Run], output_dir, calibration=None) -> list[RunResult]:

@@ -926,7 +926,14 @@ CLI_PROGRAMS = (
     "eval.extract", "eval.score", "eval.report", "eval.calibrate", "eval.baseline",
     "eval.ivector", "tfspk.corpora.check", "probes.broad_class", "probes.phone_recognition", "probes.tsne",
     "probes.critical_phones", "probes.similarity_matrix", "probes.over_training",
-    "probes.run")
+    "probes.run", "tfrecords_tools.sessions", "tfspk.demo")
+
+#: The absl benchmark scripts (`python benchmarks/<name>.py`), found rather than listed so
+#: a new one is checked too. They define flags at import, so each is run only in its child.
+BENCHMARK_SCRIPTS = tuple(sorted(
+    os.path.join("benchmarks", name) for name in os.listdir(os.path.join(REPO, "benchmarks"))
+    if name.endswith(".py") and "app.run(" in open(os.path.join(REPO, "benchmarks", name),
+                                                  encoding="utf-8").read()))
 
 # Runs each program's real `__main__` block in a child forked from one interpreter that
 # imported them all (an interpreter per program would import TensorFlow each time, about
@@ -936,7 +943,8 @@ FORKED_MAINS = textwrap.dedent("""
     import json, os, runpy, sys, traceback
     flagfiles, programs = sys.argv[1].split(","), sys.argv[2:]
     for program in programs:
-        __import__(program)        # importing defines no flags (define_flags(flag_values))
+        if not program.endswith(".py"):
+            __import__(program)    # importing defines no flags (define_flags(flag_values))
     results = {}
     for program in programs:
         for flagfile in flagfiles:
@@ -947,7 +955,11 @@ FORKED_MAINS = textwrap.dedent("""
                 os.dup2(write, 2)
                 sys.argv = [program, "--flagfile=" + flagfile]
                 try:
-                    runpy.run_module(program, run_name="__main__", alter_sys=True)
+                    if program.endswith(".py"):  # a script, run as `python <script>` does
+                        sys.path.insert(0, os.path.dirname(os.path.abspath(program)))
+                        runpy.run_path(program, run_name="__main__")
+                    else:
+                        runpy.run_module(program, run_name="__main__", alter_sys=True)
                     code = 0
                 except SystemExit as exit_:
                     code = exit_.code if isinstance(exit_.code, int) else 1
@@ -967,13 +979,15 @@ FORKED_MAINS = textwrap.dedent("""
 
 def test_every_cli_refuses_a_binary_flagfile_in_one_line(tmp_path):
     binary, nested = _flagfiles(tmp_path)
+    programs = CLI_PROGRAMS + BENCHMARK_SCRIPTS
+    assert len(BENCHMARK_SCRIPTS) >= 17, BENCHMARK_SCRIPTS
     result = subprocess.run([sys.executable, "-c", FORKED_MAINS, f"{binary},{nested}",
-                             *CLI_PROGRAMS], cwd=REPO, env=ENV, capture_output=True,
+                             *programs], cwd=REPO, env=ENV, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")][-1]
     results = json.loads(line[len("RESULT "):])
-    assert len(results) == 2 * len(CLI_PROGRAMS)
+    assert len(results) == 2 * len(programs)
     for run, (code, stderr) in results.items():
         assert code == 1, (run, stderr[-2000:])
         assert f"--flagfile={binary}: not a text file of flags" in stderr, (run, stderr)

@@ -257,3 +257,42 @@ def test_cli_usage_errors(tmp_path):
             broad_class.main(["broad_class"])
     finally:
         flags.FLAGS.unparse_flags()
+
+
+_BACKEND_SCRIPT = """
+import matplotlib
+matplotlib.use("svg")  # the user's choice, which importing and plotting must keep
+import sys
+from eval import report as eval_report
+from tfspk.probes import broad_class, critical_phones, over_training, similarity_matrix, tsne
+from tfspk.probes import report
+from tfspk.shards import inspect
+import numpy as np
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+broad_class.plot_accuracy({"conv1": 0.5, "conv2": 0.75}, sys.argv[1], "accuracy")
+inspect.plot_histogram(inspect.SplitSummary("train", 2, 3, 0, 0.01,
+                                            np.array([1.0, 2.0, 3.0]), {}), sys.argv[2])
+print("backend", matplotlib.get_backend())
+pyplot = sys.modules.get("matplotlib.pyplot")
+print("open", 0 if pyplot is None else len(pyplot.get_fignums()))
+"""
+
+
+def test_importing_and_plotting_keep_the_matplotlib_backend(tmp_path):
+    # tfspk draws on figures of its own (tfspk.figures) instead of calling
+    # matplotlib.use("Agg"), so a user's backend survives `import tfspk.probes.report`
+    # and the plots, and nothing is left open in pyplot.
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pngs = [tmp_path / "accuracy.png", tmp_path / "durations.png"]
+    result = subprocess.run(
+        [sys.executable, "-c", _BACKEND_SCRIPT, *map(str, pngs)], cwd=root,
+        env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend svg\nopen 0\n" in result.stdout
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -83,6 +83,29 @@ def test_timit_sphere_build_keeps_phones(tmp_path):
         assert examples[utt_id]["phones"] == rows
 
 
+def test_a_phn_past_the_end_of_its_audio_is_a_reject_naming_it(tmp_path):
+    # The last phone of one .PHN runs 0.1 s past the audio: it used to be stored as is.
+    expected, phones = fx.timit_tree(str(tmp_path / "timit"))
+    folder = tmp_path / "timit" / "TRAIN" / "DR1" / "FCJF0"
+    phn, wav = folder / "SX37.PHN", folder / "SX37.WAV"
+    lines = phn.read_text().splitlines()
+    start, end, label = lines[-1].split()
+    lines[-1] = f"{start} {int(end) + 1600} {label}"
+    phn.write_text("\n".join(lines) + "\n")
+    out = str(tmp_path / "out")
+    result = build_from_corpus("timit", str(tmp_path / "timit"),
+                               BuildConfig(out, "timit", 2, max_reject_fraction=0.5))
+    assert result.metadata["num_rejected"] == 1
+    rows = meta.read_rejects_tsv(os.path.join(out, "timit.rejects.tsv"))
+    assert rows == [(str(wav), f"phones_past_end: {phn}:{len(lines)}: phone {label!r} ends "
+                     f"at sample {int(end) + 1600}, past the end of the audio "
+                     f"({len(expected['FCJF0_SX37'])} samples in {wav})", "FCJF0_SX37")]
+    del expected["FCJF0_SX37"]
+    examples = _assert_bit_exact(out, "timit", expected)
+    for utt_id in expected:
+        assert examples[utt_id]["phones"] == phones[utt_id]
+
+
 def test_manifest_build_is_bit_exact_and_labels_stay_stable(tmp_path):
     path, expected = fx.manifest(str(tmp_path / "m"))
     out = str(tmp_path / "out")

@@ -71,6 +71,24 @@ def test_make_plan_reads_headers_and_plans_rejects(tmp_path):
     assert again.shard_digest(1) == plan.shard_digest(1) != plan.shard_digest(0)
 
 
+def test_header_seconds_plans_bad_audio_as_empty_but_stops_on_a_bug(tmp_path, monkeypatch):
+    (tmp_path / "text.wav").write_bytes(b"not audio at all")
+    (tmp_path / "dir.wav").mkdir()
+    (tmp_path / "truncated.wav").write_bytes(b"RIFF$\x00\x00\x00WAVEfmt ")
+    for name in ("text.wav", "dir.wav", "truncated.wav", "missing.wav", "bad\udcff.wav"):
+        assert planning.header_seconds(str(tmp_path / name)) == 0.0, name
+    # Anything else is a programming error: it propagates, naming the file.
+    good = write_audio(str(tmp_path / "a.wav"), speech_like(0.5, seed=1))
+
+    def broken_info(path):
+        raise AttributeError("'NoneType' object has no attribute 'frames'")
+
+    monkeypatch.setattr(planning.soundfile, "info", broken_info)
+    with pytest.raises(AttributeError) as caught:
+        planning.header_seconds(good)
+    assert f"while reading the audio header of {good}" in caught.value.__notes__
+
+
 def test_assign_labels_append_and_reject():
     assert meta.assign_labels(["b", "a", "b"]) == {"a": 0, "b": 1}
     existing = {"x": 0, "a": 5}

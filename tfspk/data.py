@@ -194,8 +194,7 @@ def _parse_record(serialized, path, sample_rate: int, labelled: bool) -> dict:
 def _parse_checked(serialized, path, sample_rate: int, labelled: bool) -> dict:
     """`_parse_record` with the whole waveform decoded (float32 in [-1, 1])."""
     example = _parse_record(serialized, path, sample_rate, labelled)
-    pcm = tf.io.decode_raw(example.pop("pcm"), tf.int16, little_endian=True)
-    return dict(example, waveform=tf.cast(pcm, tf.float32) / 32768.0)
+    return dict(example, waveform=schema.decode_pcm16(example.pop("pcm")))
 
 
 def _example_seeds(base_seed: int, index) -> tuple[tf.Tensor, tf.Tensor]:

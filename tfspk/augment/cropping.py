@@ -4,6 +4,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfspk.augment.mixing import fit_to_length
+from tfspk.schema import decode_pcm16
 
 
 def random_crops(signal: tf.Tensor, length, count: int, seed) -> tf.Tensor:
@@ -32,7 +33,7 @@ def random_crop_pcm16(pcm: tf.Tensor, length, seed) -> tf.Tensor:
     """`random_crop` of the float waveform of raw little-endian int16 bytes `pcm` (the
     `tfspk.schema` `audio_pcm16` field), decoding only the crop.
 
-    Equal to `random_crop(int16_to_float(decode(pcm)), length, seed)`, but a 2-s crop of
+    Equal to `random_crop(schema.decode_pcm16(pcm), length, seed)`, but a 2-s crop of
     an 8-s utterance converts 2 s of samples instead of 8: the crop's bytes are cut out
     of the string first (`tf.strings.substr`), and only an utterance shorter than the
     crop, which is tiled, is decoded whole.
@@ -41,13 +42,9 @@ def random_crop_pcm16(pcm: tf.Tensor, length, seed) -> tf.Tensor:
     num_samples = tf.strings.length(pcm) // 2
     offset = crop_offsets(num_samples, length, 1, seed)[0]
 
-    def decode(data):
-        return tf.cast(tf.io.decode_raw(data, tf.int16, little_endian=True),
-                       tf.float32) / 32768.0
-
     crop = tf.cond(num_samples >= length,
-                   lambda: decode(tf.strings.substr(pcm, 2 * offset, 2 * length)),
-                   lambda: fit_to_length(decode(pcm), length))
+                   lambda: decode_pcm16(tf.strings.substr(pcm, 2 * offset, 2 * length)),
+                   lambda: fit_to_length(decode_pcm16(pcm), length))
     return tf.reshape(crop, tf.reshape(length, [1]))
 
 

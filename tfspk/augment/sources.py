@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from tfspk import paths, schema
+from tfspk import audio, paths, schema
 from tfspk.augment.config import AugmentationConfig
 from tfspk.augment.cropping import crops_at, random_crops
 from tfspk.augment.mixing import fit_to_length
@@ -116,7 +116,7 @@ def _read_wav_pcm16(path: str, start: int, end: int | None,
         data = os.pread(stream.fileno(), 2 * (end - start), offset + 2 * start)
     if len(data) != 2 * (end - start):
         return None
-    return np.frombuffer(data, "<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+    return audio.int16_to_float(np.frombuffer(data, "<i2"))
 
 
 class RecordingSet(abc.ABC):

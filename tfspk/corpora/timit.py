@@ -92,6 +92,40 @@ def read_phn(path: os.PathLike | str) -> tuple[PhoneSegment, ...]:
     return tuple(segments)
 
 
+def check_phones_end(wav_path: os.PathLike | str, phones: Sequence, num_samples: int) -> None:
+    """Raises CorpusFormatError naming the .PHN file beside `wav_path` (and its last line)
+    when the last of `phones` (`PhoneSegment`s or `(start, end, label)` rows, in samples
+    of the audio file from its start) ends after the audio's `num_samples`.
+
+    ``read_phn`` cannot see this (it does not read the audio); the probes
+    (``probes.data.load_split``) refuse such a corpus and the shard build rejects the
+    utterance, rather than clip the alignment or store phones past the audio.
+    """
+    if not phones:
+        return
+    last = phones[-1]  # .PHN phones tile the utterance (read_phn): the last one ends it
+    end, label = ((last.end, last.label) if isinstance(last, PhoneSegment)
+                  else (int(last[1]), str(last[2])))
+    if end > num_samples:
+        raise CorpusFormatError(
+            f"phone {label!r} ends at sample {end}, past the end of the audio "
+            f"({num_samples} samples in {os.fspath(wav_path)})", alignment_path(wav_path),
+            len(phones))
+
+
+def alignment_path(wav_path: os.PathLike | str) -> str:
+    """The .PHN file beside `wav_path`, its name matched case-insensitively as
+    `read_timit` does (`wav_path` itself when there is none)."""
+    folder, name = os.path.split(os.fspath(wav_path))
+    wanted = name.partition(".")[0].upper() + ".PHN"
+    try:
+        others = sorted(os.listdir(folder or "."))
+    except OSError:
+        return os.fspath(wav_path)
+    return next((os.path.join(folder, other) for other in others if other.upper() == wanted),
+                os.fspath(wav_path))
+
+
 def read_wrd(path: os.PathLike | str) -> tuple[WordSegment, ...]:
     """Reads a TIMIT ``.WRD`` file (``start end word`` per line, samples at 16 kHz).
 

@@ -69,6 +69,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfspk.audio import INT16_SCALE
 from tfspk.frontend.framing import milliseconds_to_samples as _samples
 from tfspk.frontend.framing import first_frame_start, num_frames
 
@@ -77,8 +78,8 @@ WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "sine", "blackman"
 # numeric_limits<float>::epsilon(), the floor Kaldi uses before every log.
 LOG_FLOOR = float(np.finfo(np.float32).eps)
 
-# Kaldi reads 16-bit PCM without normalising it.
-INT16_SCALE = 32768.0
+# Kaldi reads 16-bit PCM without normalising it: waveforms are scaled back to the int16
+# range by INT16_SCALE (imported above from tfspk.audio, the one int16 <-> float owner).
 
 _FRAME_OPTIONS = {
     "frame_length_ms": 25.0,

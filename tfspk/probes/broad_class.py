@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfspk import figures
 from tfspk.probes import data
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv, write_json
@@ -97,10 +98,9 @@ def row_normalised(counts: np.ndarray) -> np.ndarray:
 
 def plot_accuracy(accuracies: dict[str, float], path: str, title: str,
                   ylabel: str = "broad-class accuracy") -> str:
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axis = plt.subplots(figsize=(1.0 + 0.9 * len(accuracies), 3.6))
+    figure, axis = figures.subplots(figsize=(1.0 + 0.9 * len(accuracies), 3.6))
     sns.barplot(x=list(accuracies), y=list(accuracies.values()), color="#4c72b0", ax=axis)
     axis.plot(range(len(accuracies)), list(accuracies.values()), "o-", color="#c44e52")
     for index, value in enumerate(accuracies.values()):
@@ -110,11 +110,10 @@ def plot_accuracy(accuracies: dict[str, float], path: str, title: str,
 
 
 def plot_confusions(result: BroadClassResult, layers: Sequence[str], path: str) -> str:
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axes = plt.subplots(1, len(layers), figsize=(6.2 * len(layers), 5.2),
-                                squeeze=False)
+    figure, axes = figures.subplots(1, len(layers), figsize=(6.2 * len(layers), 5.2),
+                                    squeeze=False)
     for axis, layer in zip(axes[0], layers):
         sns.heatmap(row_normalised(result.confusion[layer]), annot=True, fmt=".2f",
                     vmin=0.0, vmax=1.0, cmap="Blues", cbar=False, ax=axis,

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tfspk import phones
+from tfspk import figures, phones
 
 from tfspk.probes import checks, data
 from tfspk.probes.frames import FrameEmbedder
@@ -112,7 +112,6 @@ def summarise(results: Sequence[CriticalPhones], frequencies: dict[str, float],
 
 def plot_histograms(table: dict[str, dict[str, float]], path: str, title: str,
                     order: Sequence[str]) -> str:
-    import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
 
@@ -121,7 +120,7 @@ def plot_histograms(table: dict[str, dict[str, float]], path: str, title: str,
     frame["kind"] = frame["kind"].map({"highest": "highest-similarity phone",
                                        "lowest": "lowest-similarity phone",
                                        "train": "frequency in TRAIN"})
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.38 * len(order) + 2), 4.0))
+    figure, axis = figures.subplots(figsize=(max(6.0, 0.38 * len(order) + 2), 4.0))
     sns.barplot(data=frame, x="group", y="fraction", hue="kind", order=list(order), ax=axis)
     axis.set(title=title, xlabel="", ylabel="fraction")
     axis.tick_params(axis="x", labelrotation=90 if len(order) > 10 else 30)

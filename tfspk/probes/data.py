@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -63,23 +62,9 @@ def check_alignment(utt: Utterance) -> Utterance:
     except (soundfile.SoundFileError, RuntimeError, OSError) as error:
         raise audio.AudioError(f"cannot read the audio header ({error})", utt.path) from None
     available = info.frames if utt.end is None else min(utt.end, info.frames)
-    last = utt.phones[-1]   # .PHN phones tile the utterance (timit.read_phn): the last ends it
-    if last.end > available:
-        raise CorpusFormatError(
-            f"phone {last.label!r} ends at sample {last.end}, past the end of the audio "
-            f"({available} samples in {utt.path})", _alignment_path(utt.path),
-            len(utt.phones))
+    timit.check_phones_end(utt.path, utt.phones, available)
     return dataclasses.replace(utt, meta=dict(utt.meta, sample_rate=int(info.samplerate),
                                               num_samples=int(info.frames)))
-
-
-def _alignment_path(wav_path: str) -> str:
-    """The .PHN file beside `wav_path` (names matched case-insensitively, as
-    `timit.read_timit` does)."""
-    folder, name = os.path.split(wav_path)
-    wanted = name.partition(".")[0].upper() + ".PHN"
-    return next((os.path.join(folder, other) for other in sorted(os.listdir(folder))
-                 if other.upper() == wanted), wav_path)
 
 
 def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utterance]]:

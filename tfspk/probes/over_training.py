@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+from tfspk import figures
 from tfspk.probes import broad_class, checks, phone_recognition
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv
@@ -44,11 +45,10 @@ def probe_checkpoints(model_dir: str, train, test, layers: Optional[Sequence[str
 
 def plot_against_step(rows: Sequence[dict], metric: str, ylabel: str, title: str,
                       path: str) -> str:
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     kept = [row for row in rows if row[metric] is not None]
-    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    figure, axis = figures.subplots(figsize=(6.4, 4.0))
     sns.lineplot(x=[r["step"] for r in kept], y=[r[metric] for r in kept],
                  hue=[r["layer"] for r in kept], marker="o", ax=axis)
     axis.set(xlabel="training step", ylabel=ylabel, title=title)

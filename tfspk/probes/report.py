@@ -12,14 +12,10 @@ import io
 import json
 import os
 import re
+import sys
 from typing import Iterable, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files; no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-
-from tfspk.shards.writer import atomic_write_bytes, atomic_write_text  # noqa: E402
+from tfspk.shards.writer import atomic_write_bytes, atomic_write_text
 
 REPORT_FILENAME = "report.md"
 REPORT_TITLE = "# Frame-level probes"
@@ -38,11 +34,15 @@ class Artifact:
 # Every output is written atomically (`tfspk.shards.writer`): a probe killed mid-write
 # leaves the previous run's file or the new one, never half of one.
 def save_figure(figure, path: str) -> str:
+    """Writes `figure` (made by `tfspk.figures.subplots`) to `path`, format from its
+    extension. A figure a caller made with pyplot is closed there too, as before."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=110,
                    bbox_inches="tight")
-    plt.close(figure)
+    pyplot = sys.modules.get("matplotlib.pyplot")  # never imported here just to close
+    if pyplot is not None:
+        pyplot.close(figure)  # no-op for a figure pyplot does not hold
     atomic_write_bytes(path, buffer.getvalue())
     return path
 

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfspk import figures
 from tfspk.probes import data
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_json
@@ -74,11 +75,10 @@ def phone_ticks(embedder: FrameEmbedder, layer: str, utt, num_frames: int):
 
 def plot_pair(embedder: FrameEmbedder, pair, matrices: dict[str, np.ndarray],
               title: str, path: str) -> str:
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axes = plt.subplots(1, len(matrices), figsize=(6.5 * len(matrices), 5.8),
-                                squeeze=False)
+    figure, axes = figures.subplots(1, len(matrices), figsize=(6.5 * len(matrices), 5.8),
+                                    squeeze=False)
     utt_a, utt_b = pair
     for axis, (layer, matrix) in zip(axes[0], matrices.items()):
         sns.heatmap(matrix, vmin=-1.0, vmax=1.0, cmap="RdBu_r", ax=axis,

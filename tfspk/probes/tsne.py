@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from sklearn.manifold import TSNE
 
+from tfspk import figures
 from tfspk.probes import checks, data
 from tfspk.probes.frames import FrameEmbedder
 from tfspk.probes.report import Artifact, save_figure, write_csv
@@ -63,11 +64,10 @@ def segment_tsne(embedder: FrameEmbedder, utterances, layers: Optional[Sequence[
 
 
 def plot_tsne(coordinates: dict[str, np.ndarray], classes: Sequence[str], path: str) -> str:
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axes = plt.subplots(1, len(coordinates), figsize=(6 * len(coordinates), 5.4),
-                                squeeze=False)
+    figure, axes = figures.subplots(1, len(coordinates), figsize=(6 * len(coordinates), 5.4),
+                                    squeeze=False)
     order = [name for name in data.BROAD_CLASSES if name in set(classes)]
     for index, (axis, (layer, points)) in enumerate(zip(axes[0], coordinates.items())):
         sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=list(classes), hue_order=order,

@@ -83,7 +83,11 @@ def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance
         audio.check_audio(samples, rate, item.path, min_seconds=options.min_seconds)
         native_rate = rate
         if item.phones:
-            native_rate = _native_rate(item.path)
+            info = soundfile.info(item.path)
+            native_rate = int(info.samplerate)
+            past_end = _phones_past_end(item, int(info.frames))
+            if past_end:
+                return EncodedUtterance(**base, reason=past_end)
         phones = _phones_at_rate(item, native_rate, rate)
         pcm16 = to_pcm16(samples)
         serialized = schema.serialize_example(
@@ -96,10 +100,18 @@ def encode_utterance(item: PlanItem, options: EncodeOptions) -> EncodedUtterance
     return EncodedUtterance(**base, num_samples=int(pcm16.shape[0]), serialized=serialized)
 
 
-def _native_rate(path: str) -> int:
-    import soundfile
+def _phones_past_end(item: PlanItem, num_frames: int) -> str | None:
+    """The reject reason (`phones_past_end: <.PHN file>:<line>: ... <both lengths>`) when
+    the alignment's last phone ends after the `num_frames` samples of the audio file, which
+    would otherwise be stored as is; None when it fits."""
+    from tfspk.corpora import timit
+    from tfspk.corpora.records import CorpusFormatError
 
-    return int(soundfile.info(path).samplerate)
+    try:
+        timit.check_phones_end(item.path, item.phones, num_frames)
+    except CorpusFormatError as error:
+        return "phones_past_end: " + " ".join(str(error).split())
+    return None
 
 
 def _phones_at_rate(item: PlanItem, from_rate: int, to_rate: int):

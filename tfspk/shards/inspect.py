@@ -81,12 +81,9 @@ def format_summary(summary: SplitSummary, num_bins: int = 10, width: int = 40) -
 
 def plot_histogram(summary: SplitSummary, path: str, num_bins: int = 30) -> None:
     """Writes the duration histogram as a PNG."""
-    import matplotlib
+    from tfspk import figures
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    figure, axes = figures.subplots(figsize=(6, 3.5), dpi=100)
     axes.hist(summary.durations, bins=num_bins, color="tab:blue")
     axes.set_xlabel("utterance duration (s)")
     axes.set_ylabel("utterances")
@@ -94,4 +91,3 @@ def plot_histogram(summary: SplitSummary, path: str, num_bins: int = 30) -> None
                    f"{summary.hours:.2f} h, {summary.num_speakers} speakers")
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)

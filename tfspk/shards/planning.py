@@ -176,8 +176,13 @@ def header_seconds(path: str, start: int = 0, end: int | None = None) -> float:
     else:
         try:
             info = soundfile.info(path)
-        except Exception:  # noqa: BLE001 - any unreadable header is planned as empty
+        except (soundfile.SoundFileError, RuntimeError, UnicodeEncodeError):
+            # Not audio, truncated, missing, a directory (libsndfile's errors; RuntimeError
+            # from soundfile < 0.11), or a name with undecodable bytes: planned as empty.
             return 0.0
+        except Exception as error:  # a bug, not bad input: it stops the plan, but says where
+            error.add_note(f"while reading the audio header of {path}")
+            raise
         frames, rate = info.frames, info.samplerate
     if rate <= 0:
         return 0.0
