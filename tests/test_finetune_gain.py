@@ -124,7 +124,8 @@ def test_rerun_skips_training_and_reports_the_same(gain):
     again = finetune_gain.run(gain["summary"]["init_from"], str(gain["out"]),
                               gain["summary"]["librispeech_dir"],
                               flagfile=gain["summary"]["flagfile"], adapt_speakers=5,
-                              max_steps=2, segment_seconds=2.0, max_files=10, num_shards=1)
+                              max_steps=2, segment_seconds=2.0, max_files=12, num_shards=1,
+                              exclude_speakers=gain["excluded"])
     assert all(again["training"][s]["seconds"] is None for s in finetune_gain.TRAINED)
     assert again["results"] == gain["summary"]["results"]
 
