@@ -197,7 +197,7 @@ def run_demo(output_dir: str, num_speakers: int = 60, utts_per_speaker: int = 12
     probes_dir = os.path.join(out, "probes")
     if probes:
         # The real-speech demo spends its time budget on training: the probes' quick
-        # settings (first and last layers, a small recognizer) keep it within 15 min.
+        # settings (first and last layers, a small recognizer) cut the probes to ~2-3 min.
         _run(_py("probes.run", f"--saved_model={os.path.join(exports, 'demo_fc2', '1')}",
                  f"--model_dir={model_dir}", f"--timit_dir={timit}",
                  f"--output_dir={probes_dir}", *(["--quick"] if real else [])),
