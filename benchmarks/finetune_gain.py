@@ -13,7 +13,8 @@ speaker. Its speakers (less `--exclude_speakers`, the source model's training sp
 are split at random (`--seed`, stratified by sex from
 `SPEAKERS.TXT`) into an adaptation set (`--adapt_speakers`) and a disjoint held-out set.
 The adaptation speakers' recordings become training shards (`tfrecords_tools.build`,
-manifest input); two runs train on them with the same flags for `--max_steps` steps:
+manifest input); two runs train on them with the same flags for `--max_steps` steps
+(the fine-tuned one adds `--finetune_flags`):
 
 * `finetuned`: `tfspk.train --init_from=INIT_FROM` (the layers up to the embedding from
   the source model, a new head for the adaptation speakers);
@@ -169,11 +170,13 @@ def _export(model_dir, export_base, embedding_layer, checkpoint=None):
 def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
         flagfile=None, adapt_speakers=151, max_steps=1000, learning_rate=5e-4,
         segment_seconds=3.0, embedding_layer="fc2", lda_dim=200, seed=0, train_flags=(),
-        max_files=0, num_shards=4, exclude_speakers=None) -> dict:
+        finetune_flags=(), max_files=0, num_shards=4, exclude_speakers=None) -> dict:
     """The benchmark (module docstring); returns what `finetune_gain.json` holds.
 
     `exclude_speakers`: speakers (the source model's training speakers) left out of
-    both the adaptation and the held-out set."""
+    both the adaptation and the held-out set. `finetune_flags`: appended to the
+    fine-tuned run's flags only (e.g. a lower learning rate or `--freeze_until`, which
+    mean nothing for random weights)."""
     from eval import extract
     from tfspk import configs
     from tfspk.scoring import score
@@ -222,7 +225,8 @@ def run(init_from, output_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
         args = [f"--flagfile={flagfile}",
                 *adaptation_flags(model_dir, train_data, max_steps, learning_rate),
                 *(["--init_from=" + os.path.abspath(init_from)] if system == "finetuned"
-                  else []), *train_flags]
+                  else []), *train_flags,
+                *(finetune_flags if system == "finetuned" else ())]
         last = model_dir / "last_metrics.json"
         begun = time.monotonic()
         done = last.exists() and json.loads(last.read_text()).get("step") == max_steps
@@ -338,6 +342,9 @@ def define_flags(flag_values=flags.FLAGS):
                         "them.", **define)
     flags.DEFINE_string("train_flags", "", "More tfspk.train flags for both runs, "
                         "whitespace-separated (shell quoting), appended last.", **define)
+    flags.DEFINE_string("finetune_flags", "", "More tfspk.train flags for the fine-tuned "
+                        "run only (after --train_flags), e.g. '--learning_rate=1e-4' or "
+                        "'--freeze_until=conv4'.", **define)
     flags.DEFINE_integer("max_files", 0, "Use only the first N recordings (quick checks).",
                          lower_bound=0, **define)
     flags.mark_flags_as_required(["init_from", "output_dir"], **define)
@@ -353,6 +360,7 @@ def main(argv, flag_values=flags.FLAGS):
                       max_steps=f.max_steps, learning_rate=f.learning_rate,
                       segment_seconds=f.segment_seconds, embedding_layer=f.embedding_layer,
                       lda_dim=f.lda_dim, seed=f.seed, train_flags=tuple(shlex.split(f.train_flags)),
+                      finetune_flags=tuple(shlex.split(f.finetune_flags)),
                       max_files=f.max_files,
                       exclude_speakers=(read_training_speakers(f.exclude_speakers)
                                         if f.exclude_speakers else None))
