@@ -13,10 +13,12 @@ memory never leak into the next:
     bash benchmarks/gpu_suite.sh [--output_json=PATH] [--dry_run]
 
 `--dry_run` prints the plan (each command and the output path) and exits 0 (no GPU needed).
+The steps re-invoke this script with its internal flags (`--build_shards`,
+`--train_batch`, ...). From Python: `run_suite(output_json=..., dry_run=True, ...)`
+returns the exit status.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from absl import app, flags
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,14 +58,16 @@ def bf16_peak(name: str) -> float:
     return DEFAULT_PEAK
 
 
-def plan(python: str, work: str, args) -> list[tuple[str, list[str]]]:
-    steps = [("shards", [python, str(HERE / "gpu_suite.py"), "--build_shards", work,
-                         f"--num_files={args.num_files}"])]
+def plan(python: str, work: str, *, num_files: int = 64, warmup_steps: int = 10,
+         timed_steps: int = 20) -> list[tuple[str, list[str]]]:
+    """(label, command) of each step; the first four re-invoke this script."""
+    steps = [("shards", [python, str(HERE / "gpu_suite.py"), f"--build_shards={work}",
+                         f"--num_files={num_files}"])]
     for batch in TRAIN_BATCHES:
         steps.append((f"train_batch_{batch}", [
             python, str(HERE / "gpu_suite.py"), f"--train_batch={batch}",
             f"--train_data={work}/shards/train-*.tfrecord", f"--model_dir={work}/model{batch}",
-            f"--warmup_steps={args.warmup_steps}", f"--timed_steps={args.timed_steps}",
+            f"--warmup_steps={warmup_steps}", f"--timed_steps={timed_steps}",
             f"--result_json={work}/train{batch}.json"]))
     steps.append(("input_pipeline", [python, str(HERE / "input_pipeline.py"),
                                      "--skip_feature_speed", "--pipeline_batches=20",
@@ -72,35 +78,60 @@ def plan(python: str, work: str, args) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def run_training(args) -> None:
-    """Child process: one training measurement, written to --result_json."""
-    sys.path.insert(0, str(HERE))
-    import train_throughput as tt
+def _train_throughput():
+    """benchmarks/train_throughput.py as a module (for the child steps).
+
+    It defines its flags at import, --output_json, --num_files, --warmup_steps and
+    --timed_steps among them; this script's flags of those names are defined with
+    allow_override, so that importing it after they are parsed is no DuplicateFlagError
+    (a flag set on the command line keeps its parsed value; the values are read before
+    the import anyway)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import train_throughput
+
+    return train_throughput
+
+
+def build_shards(work: str, num_files: int = 64) -> None:
+    """Child process: the LibriSpeech training shards under `work`/shards."""
+    tt = _train_throughput()
+    root = pathlib.Path(work)
+    root.mkdir(parents=True, exist_ok=True)
+    tt.build_shards(root, "librispeech", str(tt.DEFAULT_SPEECH_DIR), num_files)
+
+
+def run_training(*, train_batch: int, train_data: str, model_dir: str, result_json: str,
+                 warmup_steps: int = 10, timed_steps: int = 20) -> dict:
+    """Child process: one training measurement, written to `result_json` and returned."""
     import dataclasses
+
+    tt = _train_throughput()
 
     from tfspk.training import config as config_lib
     from tfspk.training import trainer
 
     spec = tt.paper_spec(1211)
     flops = tt.forward_flops_per_example(spec, 200)
-    windows = 1 + -(-args.warmup_steps // args.timed_steps)
+    windows = 1 + -(-warmup_steps // timed_steps)
     config = dataclasses.replace(config_lib.from_values(
-        model_dir=args.model_dir, train_data=args.train_data,
-        batch_size=args.train_batch, num_frames=200, max_steps=windows * args.timed_steps,
-        log_every=args.timed_steps, checkpoint_every=10**9, keep_checkpoints=1,
+        model_dir=model_dir, train_data=train_data,
+        batch_size=train_batch, num_frames=200, max_steps=windows * timed_steps,
+        log_every=timed_steps, checkpoint_every=10**9, keep_checkpoints=1,
         optimizer="sgd", learning_rate=0.001, shuffle_buffer=256, record_graph=False,
         seed=0, mixed_precision="mixed_bfloat16", xla=True, features_on_device=True),
         model=spec)
     last = trainer.train(config)
     train_flop = 3 * flops["forward"]
     peak = bf16_peak(gpu_name()) * 1e12
-    result = {"batch_size": args.train_batch, "examples_per_s": last["examples_per_second"],
-              "timed_steps": args.timed_steps, "train_gflop_per_example": train_flop / 1e9,
+    result = {"batch_size": train_batch, "examples_per_s": last["examples_per_second"],
+              "timed_steps": timed_steps, "train_gflop_per_example": train_flop / 1e9,
               "achieved_tflops": last["examples_per_second"] * train_flop / 1e12,
               "bf16_peak_tflops": peak / 1e12,
               "mfu": last["examples_per_second"] * train_flop / peak,
               "features_on_device": True, "mixed_precision": "mixed_bfloat16", "xla": True}
-    pathlib.Path(args.result_json).write_text(json.dumps(result, indent=2))
+    pathlib.Path(result_json).write_text(json.dumps(result, indent=2))
+    return result
 
 
 def parse_pipeline(stdout: str) -> dict:
@@ -127,51 +158,28 @@ def parse_serving(stdout: str) -> list[dict]:
     return rows
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output_json", default=str(REPO / "gpu_suite_results.json"))
-    parser.add_argument("--dry_run", action="store_true")
-    parser.add_argument("--num_files", type=int, default=64)
-    parser.add_argument("--warmup_steps", type=int, default=10)
-    parser.add_argument("--timed_steps", type=int, default=20)
-    parser.add_argument("--time_limit_s", type=float, default=480.0,
-                        help="Whole-suite budget: a step still running when it is spent "
-                        "is stopped and recorded as timed out.")
-    parser.add_argument("--allow_no_gpu", action="store_true",
-                        help="Run the steps even when nvidia-smi finds no GPU.")
-    # Internal (child processes).
-    parser.add_argument("--build_shards", default="")
-    parser.add_argument("--train_batch", type=int, default=0)
-    parser.add_argument("--train_data", default="")
-    parser.add_argument("--model_dir", default="")
-    parser.add_argument("--result_json", default="")
-    args = parser.parse_args(argv)
-
-    if args.build_shards:
-        sys.path.insert(0, str(HERE))
-        import train_throughput as tt
-        root = pathlib.Path(args.build_shards)
-        root.mkdir(parents=True, exist_ok=True)
-        tt.build_shards(root, "librispeech", str(tt.DEFAULT_SPEECH_DIR), args.num_files)
-        return 0
-    if args.train_batch:
-        run_training(args)
-        return 0
-
+def run_suite(*, output_json: str = str(REPO / "gpu_suite_results.json"),
+              dry_run: bool = False, num_files: int = 64, warmup_steps: int = 10,
+              timed_steps: int = 20, time_limit_s: float = 480.0,
+              allow_no_gpu: bool = False) -> int:
+    """Prints the plan and (unless `dry_run`) runs every step, writing `output_json`;
+    returns the exit status (0: every step succeeded, 1: one failed, 2: no GPU)."""
     name = gpu_name()
-    work = tempfile.mkdtemp(prefix="tfspk_gpu_suite_") if not args.dry_run else \
+    work = tempfile.mkdtemp(prefix="tfspk_gpu_suite_") if not dry_run else \
         "<temporary folder>"
-    steps = plan(sys.executable, work, args)
+    steps = plan(sys.executable, work, num_files=num_files,
+                 warmup_steps=warmup_steps, timed_steps=timed_steps)
     print(f"GPU: {name or 'none detected'}; bf16 peak {bf16_peak(name):g} TFLOP/s dense")
-    print(f"output JSON: {args.output_json}")
+    print(f"output JSON: {output_json}")
     for label, command in steps:
         print(f"[{label}] {shlex.join(command)}")
-    print(f"time limit: {args.time_limit_s:g} s for the whole suite")
-    if args.dry_run:
+    print(f"time limit: {time_limit_s:g} s for the whole suite")
+    if dry_run:
         return 0
-    if not name and not args.allow_no_gpu:
+    if not name and not allow_no_gpu:
         print("gpu_suite: nvidia-smi finds no GPU; use --dry_run to see the plan, or "
               "--allow_no_gpu to run it anyway", file=sys.stderr)
+        os.rmdir(work)  # still empty
         return 2
     suite_start = time.perf_counter()
     result = {"gpu": name, "bf16_peak_tflops": bf16_peak(name), "steps": {}}
@@ -179,7 +187,7 @@ def main(argv=None) -> int:
         [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     for label, command in steps:
         start = time.perf_counter()
-        remaining = args.time_limit_s - (start - suite_start)
+        remaining = time_limit_s - (start - suite_start)
         try:
             done = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO),
                                   env=env, timeout=max(remaining, 1.0))
@@ -187,7 +195,7 @@ def main(argv=None) -> int:
             done = subprocess.CompletedProcess(
                 command, 124, stdout=(expired.stdout or b"").decode(errors="replace")
                 if isinstance(expired.stdout, bytes) else (expired.stdout or ""),
-                stderr=f"timed out: the suite's {args.time_limit_s:g} s were spent")
+                stderr=f"timed out: the suite's {time_limit_s:g} s were spent")
         record = {"command": shlex.join(command), "returncode": done.returncode,
                   "seconds": time.perf_counter() - start}
         if done.returncode != 0:
@@ -205,7 +213,7 @@ def main(argv=None) -> int:
             record["parse_error"] = repr(error)
             record["stdout_tail"] = done.stdout[-3000:]
         result["steps"][label] = record
-        pathlib.Path(args.output_json).write_text(json.dumps(result, indent=2))
+        pathlib.Path(output_json).write_text(json.dumps(result, indent=2))
         summary = {k: record[k] for k in ("examples_per_s", "mfu") if k in record}
         print(f"[{label}] rc={done.returncode} {record['seconds']:.0f} s {summary}", flush=True)
     if "input_pipeline" in result["steps"] and "result" in result["steps"]["input_pipeline"]:
@@ -215,9 +223,68 @@ def main(argv=None) -> int:
     for row in result["steps"].get("serving", {}).get("rows", []):
         print(f"serving {row['seconds']:g} s batch {row['batch']}: median "
               f"{row['median_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms")
-    print(f"wrote {args.output_json}")
+    print(f"wrote {output_json}")
     return 0 if all(s["returncode"] == 0 for s in result["steps"].values()) else 1
 
 
+FLAGS = flags.FLAGS
+# Also defined by benchmarks/train_throughput.py, which the child steps import.
+_SHARED = dict(allow_override=True)
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """CLI flags; defined only when run as a program, so tests can import the module."""
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("output_json", str(REPO / "gpu_suite_results.json"),
+                        "Where every figure goes (rewritten after each step).", **_SHARED,
+                        **define)
+    flags.DEFINE_boolean("dry_run", False, "Print the plan (each command and the output "
+                         "path) and exit 0; no GPU needed.", **define)
+    flags.DEFINE_integer("num_files", 64, "LibriSpeech files (speakers) in the training "
+                         "shards.", lower_bound=1, **_SHARED, **define)
+    flags.DEFINE_integer("warmup_steps", 10, "Untimed training steps first (tracing, XLA "
+                         "compilation); rounded up to a multiple of --timed_steps.",
+                         lower_bound=0, **_SHARED, **define)
+    flags.DEFINE_integer("timed_steps", 20, "Timed training steps per batch size.",
+                         lower_bound=1, **_SHARED, **define)
+    flags.DEFINE_float("time_limit_s", 480.0, "Whole-suite budget: a step still running "
+                       "when it is spent is stopped and recorded as timed out.",
+                       lower_bound=1.0, **define)
+    flags.DEFINE_boolean("allow_no_gpu", False, "Run the steps even when nvidia-smi finds "
+                         "no GPU.", **define)
+    # Internal (child processes).
+    flags.DEFINE_string("build_shards", "", "Internal: build the training shards under "
+                        "this folder and exit.", **define)
+    flags.DEFINE_integer("train_batch", 0, "Internal: run one training measurement at "
+                         "this batch size (0: run the suite).", lower_bound=0, **define)
+    flags.DEFINE_string("train_data", "", "Internal: shard glob of --train_batch.",
+                        **define)
+    flags.DEFINE_string("model_dir", "", "Internal: model folder of --train_batch.",
+                        **define)
+    flags.DEFINE_string("result_json", "", "Internal: where --train_batch writes its "
+                        "result.", **define)
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.build_shards:
+        build_shards(FLAGS.build_shards, FLAGS.num_files)
+        return 0
+    if FLAGS.train_batch:
+        run_training(train_batch=FLAGS.train_batch, train_data=FLAGS.train_data,
+                     model_dir=FLAGS.model_dir, result_json=FLAGS.result_json,
+                     warmup_steps=FLAGS.warmup_steps, timed_steps=FLAGS.timed_steps)
+        return 0
+    return run_suite(output_json=FLAGS.output_json, dry_run=FLAGS.dry_run,
+                     num_files=FLAGS.num_files, warmup_steps=FLAGS.warmup_steps,
+                     timed_steps=FLAGS.timed_steps, time_limit_s=FLAGS.time_limit_s,
+                     allow_no_gpu=FLAGS.allow_no_gpu)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(REPO))  # tfspk from this checkout, as the steps get it
+    from tfspk import flagfiles  # a binary --flagfile is a flag error, not a traceback
+
+    define_flags()
+    app.run(main, flags_parser=flagfiles.parse_flags_with_usage)

@@ -1,5 +1,13 @@
-"""i-vector system on data drawn from known models (tiny sizes)."""
+"""i-vector system on data drawn from known models (tiny sizes); the flags of
+benchmarks/ivector_speed.py and benchmarks/ivector_librispeech.py."""
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import scipy.linalg
 
 from tfspk.ivector import gmm as gmm_lib
@@ -224,3 +232,52 @@ def test_cli_output_is_needed_by_extract_only(tmp_path):
     refused = subprocess.run(base + ["--stage=extract", f"--tv={tmp_path / 'tv.npz'}"],
                              capture_output=True, text=True, env=env, timeout=300)
     assert refused.returncode != 0 and "--stage=extract needs --output" in refused.stderr
+
+
+# ------------------------------------------ benchmarks/ivector_*.py: absl flags
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(script, *args):
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                          cwd=str(BENCHMARKS.parent))
+
+
+def _assert_one_line_flag_error(done, named):
+    errors = [line for line in done.stderr.splitlines() if "Flags parsing error" in line]
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert len(errors) == 1 and named in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not done.stdout.strip(), done.stdout
+
+
+def test_ivector_speed_runs_from_python_at_tiny_sizes():
+    spec = importlib.util.spec_from_file_location("ivector_speed",
+                                                  BENCHMARKS / "ivector_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines no flags
+    result = module.run_benchmark(components=4, dim=3, rank=2, frames=400, ubm_frames=200,
+                                  utts=20, tv_utts=8, tv_iters=2, iters_per_split=1,
+                                  final_iters=2)
+    assert result["total_s"] == pytest.approx(result["ubm_total_s"] + result["baum_welch_s"]
+                                              + 2 * result["tv_iteration_s"])
+    lines = module.format_report(result)
+    assert len(lines) == 6 and lines[0] == "C=4 D=3 R=2, 400 frames in 20 utterances"
+    assert lines[-1].startswith("extrapolated total: ")
+
+
+def test_ivector_speed_bad_values_are_one_line_flag_errors():
+    _assert_one_line_flag_error(_benchmark("ivector_speed.py", "--components=0"),
+                                "--components=0")
+    _assert_one_line_flag_error(_benchmark("ivector_speed.py", "--frames=10", "--utts=20"),
+                                "--utts must be at most --frames")
+
+
+def test_ivector_librispeech_bad_values_are_one_line_flag_errors(tmp_path):
+    # Flag parsing only: the benchmark itself needs the LibriSpeech sample.
+    for bad, named in (("--components=0", "--components=0"),
+                       ("--lda_dims=200,x", "--lda_dims"),
+                       ("--protocol=both", "--protocol")):
+        _assert_one_line_flag_error(_benchmark("ivector_librispeech.py", bad,
+                                               f"--librispeech_dir={tmp_path}"), named)
