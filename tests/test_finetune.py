@@ -82,6 +82,54 @@ def test_finetuning_trains_a_new_head_and_keeps_frozen_layers(voxceleb_shards, s
     assert saved.init_from == str(source_run["dir"]) and saved.freeze_until == "conv2"
 
 
+def _trainable_by_layer(model):
+    return {layer.name: [w.numpy() for w in layer.trainable_weights]
+            for layer in model.layers if layer.trainable_weights}
+
+
+def _checkpoint_weights(model_dir, step):
+    import tensorflow as tf
+
+    spec = spec_lib.ModelSpec.load(str(model_dir))
+    classifier = spec_lib.build_classifier_model(spec)
+    tf.train.Checkpoint(model=classifier).restore(
+        os.path.join(str(model_dir), "checkpoints", f"ckpt-{step}")).expect_partial()
+    return classifier
+
+
+def test_head_warmup_trains_only_the_head_then_everything(voxceleb_shards, source_run,
+                                                         tmp_path, capsys):
+    _, source = _restore(source_run["dir"])
+    config = tiny_config(voxceleb_shards, tmp_path, max_steps=3, batch_norm=True,
+                         train_data=voxceleb_shards["test"], checkpoint_every=1,
+                         init_from=str(source_run["dir"]), head_warmup_steps=2)
+    trainer.train(config)
+    assert "head warm-up: steps 1-2 train only the head" in capsys.readouterr().out
+    loaded = _trainable_by_layer(source.embedding_model)
+    heads = []
+    for step in (1, 2, 3):
+        classifier = _checkpoint_weights(tmp_path, step)
+        heads.append([w.numpy() for w in classifier.head.trainable_weights])
+        tuned = _trainable_by_layer(classifier.embedding_model)
+        same = all(np.array_equal(old, new) for name in loaded
+                   for old, new in zip(loaded[name], tuned[name]))
+        # Steps 1-2 leave every loaded trainable weight as it was; step 3 trains them.
+        assert same == (step <= 2), step
+    assert not np.array_equal(heads[0][0], heads[1][0])  # the head trained in warm-up
+
+
+def test_head_warmup_needs_init_from_and_fewer_steps_than_the_run(voxceleb_shards,
+                                                                  tmp_path):
+    with pytest.raises(config_lib.TrainConfigError,
+                       match=r"head_warmup_steps \(--head_warmup_steps\) needs --init_from"):
+        config_lib.validate_config(tiny_config(voxceleb_shards, tmp_path,
+                                               head_warmup_steps=2))
+    with pytest.raises(config_lib.TrainConfigError,
+                       match="head_warmup_steps.* 10 must be below --max_steps 10"):
+        config_lib.validate_config(tiny_config(voxceleb_shards, tmp_path, max_steps=10,
+                                               head_warmup_steps=10, init_from="x"))
+
+
 def test_a_different_architecture_is_refused_naming_the_flags(voxceleb_shards, source_run,
                                                               tmp_path):
     config = tiny_config(voxceleb_shards, tmp_path, conv_filters=(32, 32, 32, 64),

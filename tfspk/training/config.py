@@ -189,6 +189,10 @@ class TrainConfig:
     freeze_until: str = field("", "Fine-tune: keep the layers from the input up to and "
                               "including this one (e.g. conv4, fc1) frozen; needs "
                               "--init_from.")
+    head_warmup_steps: int = field(0, "Fine-tune: for the first N steps only the new "
+                                   "head trains, then every trainable layer (keeps the "
+                                   "random head's first gradients out of the loaded "
+                                   "layers); needs --init_from.", rule=Range(0))
 
     def __post_init__(self):
         if self.data is None:
@@ -319,5 +323,12 @@ def validate_config(config: TrainConfig) -> None:
     if config.freeze_until and not config.init_from:
         problems.append("freeze_until (--freeze_until) needs --init_from: freezing "
                         "randomly initialised layers trains nothing there")
+    if config.head_warmup_steps and not config.init_from:
+        problems.append("head_warmup_steps (--head_warmup_steps) needs --init_from: with "
+                        "random layers below it the head has nothing to warm up on")
+    if config.head_warmup_steps >= config.optim.max_steps:
+        problems.append(f"head_warmup_steps (--head_warmup_steps) "
+                        f"{config.head_warmup_steps} must be below --max_steps "
+                        f"{config.optim.max_steps}, or only the head would ever train")
     if problems:
         raise TrainConfigError("; ".join(problems))

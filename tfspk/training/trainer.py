@@ -249,8 +249,12 @@ def _make_train_dataset(config: TrainConfig, spec, shard_sets: ShardSets, seed):
     return dataset_fn
 
 
-def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConfig):
+def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConfig,
+                    variables=None):
     """One distributed optimisation step: `train_step(iterator) -> (loss, correct)`.
+
+    `variables`: what the step updates (default: every trainable variable); the head's
+    alone during a fine-tuning head warm-up.
 
     The loss is averaged over the *global* batch on each replica and the gradients are
     summed across replicas, so any number of replicas gives the one-device update.
@@ -271,8 +275,8 @@ def make_train_step(strategy, classifier, optimizer, frontend, config: TrainConf
                 loss += tf.nn.scale_regularization_loss(tf.add_n(classifier.losses))
             # LossScaleOptimizer (mixed_float16) scales up against gradient underflow.
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        variables = classifier.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        updated = classifier.trainable_variables if variables is None else variables
+        optimizer.apply_gradients(zip(tape.gradient(scaled, updated), updated))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                                  labels), tf.float32))
         return loss, correct
@@ -407,7 +411,13 @@ def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool
         _make_train_dataset(config, spec, checked.shard_sets, seed=config.seed + start_step))
     iterator = iter(dataset)
 
-    train_step = make_train_step(strategy, classifier, optimizer, frontend, config)
+    full_step = make_train_step(strategy, classifier, optimizer, frontend, config)
+    head_step = (make_train_step(strategy, classifier, optimizer, frontend, config,
+                                 variables=classifier.head.trainable_variables)
+                 if config.head_warmup_steps > start_step else None)
+    if head_step is not None and chief:
+        print(f"head warm-up: steps {start_step + 1}-{config.head_warmup_steps} train "
+              "only the head", flush=True)
     # The run's writers, closed when it ends however it ends (event files complete, no
     # file handles left open in a process that goes on after `train`).
     writers = contextlib.ExitStack()
@@ -434,6 +444,8 @@ def _train_locked(config: TrainConfig, checked: Preflight, strategy, chief: bool
                 if margin_end > margin_start and spec.head != "softmax":
                     classifier.head.set_margin(linear_margin_schedule(
                         step, margin_start, margin_end, spec.margin))
+                train_step = (head_step if step < config.head_warmup_steps
+                              else full_step)
                 loss, correct = train_step(iterator)
                 if chief and config.record_graph and step == start_step:
                     # The step is traced now; its graph goes to TensorBoard's Graphs tab.
