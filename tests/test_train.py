@@ -216,7 +216,7 @@ def test_killed_run_resumes_at_the_right_step_and_learning_rate(voxceleb_shards,
     import tensorflow as tf
 
     if kill_signal == signal.SIGKILL:
-        _random_sigkills(voxceleb_shards, tmp_path, env, kills=2)
+        _random_sigkills(voxceleb_shards, tmp_path, env, kills=4)  # 5 SIGKILLs in all
         out = ""
 
     # The `checkpoint` state file is the commit point: a SIGKILL can land after a
