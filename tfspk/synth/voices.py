@@ -108,11 +108,9 @@ class Jitter:
 
 def random_voice(rng, spread=1.0, accent=None, sex=None, engine="espeak"):
     """Draw a `Voice` with `rng` (numpy Generator); `spread` >= 0 scales the deviations;
-    `engine` (one of `ENGINES`) draws nothing."""
+    `engine` (one of `ENGINES`, checked by `Voice`) draws nothing."""
     if spread < 0:
         raise ValueError(f"spread must be >= 0, got {spread}")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
     if accent is not None and accent not in ACCENTS:
         raise ValueError(f"unknown accent {accent!r}; known: {sorted(ACCENTS)}")
     # Draw everything unconditionally so that one speaker's values do not shift the stream.
