@@ -16,8 +16,9 @@ checkpoint):
    speaker's `--utts_per_speaker` sentences joined into one recording, like a
    LibriSpeech file; for `real`, a seeded sex-stratified choice of speakers. Speaker ids
    are `<method>-<id>`.
-2. `corpus`: `tfrecords_tools.sessions.build_session_corpus` with the held-out method's
-   speakers as the test set: recordings cut into `--segment_seconds` segments, each
+2. `corpus`: every method's recordings in one manifest (`sources/sources.tsv`), then
+   `tfrecords_tools.sessions.build_session_corpus` with the held-out method's speakers as
+   the test set: recordings cut into `--segment_seconds` segments, each
    rendered in its own random recording session (training segments `--train_renders`
    times); trials pair every two test segments from different sessions.
 3.-6. As `benchmarks/cross_session.py` (its stage functions): shards, `tfspk.train
@@ -66,6 +67,16 @@ def _engine(method: str, klatt_variant: int) -> str:
     return "espeak" if method == "espeak" else f"klatt{klatt_variant}"
 
 
+def write_manifest(path, utterances) -> None:
+    """`path<TAB>speaker<TAB>utt_id` manifest (`tfspk.corpora.manifest`), atomically."""
+    from tfspk.corpora import manifest
+    from tfspk.shards.writer import atomic_write_text
+
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(path), "\t".join(manifest.HEADER) + "\n" + "".join(
+        f"{u.path}\t{u.speaker}\t{u.utt_id}\n" for u in utterances))
+
+
 def synthetic_sources(method: str, output_dir, num_speakers: int, *, utts_per_speaker: int,
                       seed: int, klatt_variant: int = 1, spread: float | None = None,
                       num_workers: int = 1):
@@ -77,7 +88,6 @@ def synthetic_sources(method: str, output_dir, num_speakers: int, *, utts_per_sp
 
     from tfspk.corpora import manifest
     from tfspk.corpora.records import Utterance
-    from tfspk.shards.writer import atomic_write_text
     from tfspk.synth import corpus
 
     output = pathlib.Path(output_dir)
@@ -102,8 +112,7 @@ def synthetic_sources(method: str, output_dir, num_speakers: int, *, utts_per_sp
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(path, np.concatenate(pieces), corpus.SAMPLE_RATE, subtype="PCM_16")
         utterances.append(Utterance(name, str(path), name))
-    atomic_write_text(str(listing), "\t".join(manifest.HEADER) + "\n" + "".join(
-        f"{u.path}\t{u.speaker}\t{u.utt_id}\n" for u in utterances))
+    write_manifest(listing, utterances)
     return utterances
 
 
@@ -152,7 +161,6 @@ def run_benchmark(work_dir, held_out: str, librispeech_dir=cross_session.DEFAULT
     """Runs (or resumes) every stage in `work_dir`; returns `report.json`'s contents."""
     from eval import report
     from tfrecords_tools import sessions as sessions_tool
-
     if held_out not in METHODS:
         raise ValueError(f"held_out must be one of {METHODS}, got {held_out!r}")
     if not 1 <= klatt_variant <= 4:
@@ -192,6 +200,11 @@ def run_benchmark(work_dir, held_out: str, librispeech_dir=cross_session.DEFAULT
                     klatt_variant=klatt_variant, spread=spread, num_workers=num_workers)
             commands.append({"command": f"sources {method}",
                              "seconds": round(time.monotonic() - step, 1)})
+        # The corpus is built from one manifest of every method's recordings, as
+        # `tfrecords_tools.sessions --input_format=manifest` reads it.
+        sources = work / "sources" / "sources.tsv"
+        write_manifest(sources, utterances)
+        utterances, _ = sessions_tool.read_input("manifest", sources)
         print("\n== corpus: sessions and cross-session trials", flush=True)
         step = time.monotonic()
         sessions_tool.build_session_corpus(
