@@ -112,9 +112,103 @@ def ivector_embeddings(train_manifest, test_manifest, train_out, test_out, *,
     save_embeddings(test_out, test_ids, model.extract(*test_stats), test_speakers)
 
 
-def check_target(rows, target_ratio: float = 0.5) -> dict:
+def resolve_flagfile(flagfile: str) -> str:
+    """A training flag file: a path, else a name among the shipped `configs/`."""
+    from tfspk import configs
+
+    return flagfile if os.path.isfile(flagfile) else str(configs.path(flagfile))
+
+
+def build_shards(manifests, shards, commands: list) -> None:
+    """Stage 2: `tfrecords_tools.build` of the train (4 shards) and test (1) manifests;
+    skipped per split when its metadata exists."""
+    for split, num_shards in (("train", 4), ("test", 1)):
+        if not (pathlib.Path(shards) / f"{split}.metadata.json").exists():
+            _run(_py("tfrecords_tools.build", "--input_format=manifest",
+                     f"--input={manifests[split]}", f"--output_dir={shards}",
+                     f"--split={split}", f"--num_shards={num_shards}"), commands)
+
+
+def train_model(flagfile, model_dir, shards, trials, seed: int, train_flags,
+                commands: list) -> None:
+    """Stage 3: `tfspk.train` on the training shards only (the test shards and trials
+    are its validation set). Resumes from its checkpoints; a run stopped by a signal also
+    writes last_metrics.json, so that file alone does not mean done."""
+    last = pathlib.Path(model_dir) / "last_metrics.json"
+    if not last.exists() or json.loads(last.read_text()).get("stopped_by_signal"):
+        _run(_py("tfspk.train", f"--flagfile={flagfile}",
+                 f"--model_dir={model_dir}", f"--train_data={shards}/train-*.tfrecord",
+                 f"--validation_data={shards}/test-*.tfrecord",
+                 f"--validation_trials={trials}", f"--seed={seed}", *train_flags), commands)
+
+
+def export_fc2(model_dir, export_dir, commands: list) -> None:
+    """Stage 4: `tfspk.export` of the fc2 embedding as `export_dir/1`."""
+    if not (pathlib.Path(export_dir) / "1" / "saved_model.pb").exists():
+        _run(_py("tfspk.export", f"--model_dir={model_dir}", f"--export_dir={export_dir}",
+                 "--embedding_layer=fc2", "--version=1"), commands)
+
+
+def embed_systems(manifests, emb, export_dir, commands: list) -> None:
+    """Stage 5 for the CNN fc2 (`eval.extract`) and MFCC mean+std (`eval.baseline`):
+    `emb/<system>_<split>.npz` for every split of `manifests` ({split: manifest TSV});
+    each file is skipped when it exists."""
+    from eval import baseline, extract
+    from tfspk.scoring.embeddings import save_embeddings
+
+    emb = pathlib.Path(emb)
+    for split, manifest in manifests.items():
+        cnn, mfcc = emb / f"cnn_fc2_{split}.npz", emb / f"mfcc_{split}.npz"
+        if not cnn.exists():
+            step = time.monotonic()
+            ids, speakers, matrix = extract.extract_embeddings(
+                str(pathlib.Path(export_dir) / "1"),
+                extract.read_corpus("manifest", str(manifest)))
+            save_embeddings(cnn, ids, matrix, speakers)
+            commands.append({"command": f"eval.extract --saved_model={export_dir}/1 "
+                             f"--input_format=manifest --input={manifest}",
+                             "seconds": round(time.monotonic() - step, 1)})
+        if not mfcc.exists():
+            step = time.monotonic()
+            ids, speakers, matrix = baseline.baseline_embeddings(
+                extract.read_corpus("manifest", str(manifest)))
+            save_embeddings(mfcc, ids, matrix, speakers)
+            commands.append({"command": f"eval.baseline --input_format=manifest "
+                             f"--input={manifest}",
+                             "seconds": round(time.monotonic() - step, 1)})
+
+
+def score_systems(systems, trials, emb, scores, lda_dim: int):
+    """Stage 6: every system of `systems` ({key: table name}) under cosine and under mean +
+    LDA + length norm + PLDA fitted on `emb/<key>_train.npz` only (`eval.score`; a run
+    dir with metrics.json is reused). Returns (`eval.report.Run`s, table rows)."""
+    from eval import report, score
+
+    emb, scores = pathlib.Path(emb), pathlib.Path(scores)
+    runs, rows = [], []
+    for system, name in systems.items():
+        for backend in BACKENDS:
+            run_dir = scores / f"{system}_{backend}"
+            if not (run_dir / "metrics.json").exists():
+                training = ({"backend_train": str(emb / f"{system}_train.npz"),
+                             "lda_dim": lda_dim} if backend == "plda" else {})
+                score.score_trials(str(trials), str(emb / f"{system}_test.npz"),
+                                   str(run_dir), backend=backend, **training)
+            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            runs.append(report.Run(name, run_dir))
+            rows.append({"system": name, "backend": metrics["backend_label"],
+                         "eer": metrics["eer"],
+                         "min_dcf_p0.01": metrics["min_dcf_p0.01"],
+                         "min_dcf_p0.001": metrics["min_dcf_p0.001"],
+                         "num_target": metrics["num_target"],
+                         "num_nontarget": metrics["num_nontarget"]})
+    return runs, rows
+
+
+def check_target(rows, target_ratio: float = 0.5, baselines=("mfcc", "ivector")) -> dict:
     """The must-show: the CNN's best EER over its backends against each baseline's
-    PLDA EER. `rows`: dicts with system, backend (label: 'cosine' or '...PLDA') and eer."""
+    PLDA EER (`baselines`: keys of SYSTEMS). `rows`: dicts with system, backend (label:
+    'cosine' or '...PLDA') and eer."""
     def eer(system, plda_only):
         values = [r["eer"] for r in rows if r["system"] == system and (
             not plda_only or r["backend"].endswith("PLDA"))]
@@ -123,7 +217,7 @@ def check_target(rows, target_ratio: float = 0.5) -> dict:
         return min(values)
 
     cnn = eer(SYSTEMS["cnn_fc2"], False)
-    baselines = {SYSTEMS[key]: eer(SYSTEMS[key], True) for key in ("mfcc", "ivector")}
+    baselines = {SYSTEMS[key]: eer(SYSTEMS[key], True) for key in baselines}
     return {"cnn_best_eer": cnn, "baseline_plda_eer": baselines,
             "ratio": {name: cnn / value for name, value in baselines.items()},
             "target_ratio": target_ratio,
@@ -138,13 +232,11 @@ def run_benchmark(work_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
                   lda_dim: int = 200, num_workers: int = 2, seed: int = 0,
                   target_ratio: float = 0.5) -> dict:
     """Runs (or resumes) every stage in `work_dir`; returns `report.json`'s contents."""
-    from eval import baseline, extract, report, score
-    from tfspk import configs
-    from tfspk.scoring.embeddings import save_embeddings
+    from eval import report
     from tfrecords_tools import sessions as sessions_tool
 
     started = time.monotonic()
-    flagfile = flagfile if os.path.isfile(flagfile) else configs.path(flagfile)
+    flagfile = resolve_flagfile(flagfile)
     work = pathlib.Path(work_dir).resolve()
     corpus, shards = work / "corpus", work / "shards"
     model_dir, export_dir = work / "model", work / "export" / "fc2"
@@ -162,48 +254,14 @@ def run_benchmark(work_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
     trials = corpus / "trials.txt"
     manifests = {split: corpus / f"{split}.tsv" for split in ("train", "test")}
 
-    # 2. Shards (training reads TFRecords).
-    for split, num_shards in (("train", 4), ("test", 1)):
-        if not (shards / f"{split}.metadata.json").exists():
-            _run(_py("tfrecords_tools.build", "--input_format=manifest",
-                     f"--input={manifests[split]}", f"--output_dir={shards}",
-                     f"--split={split}", f"--num_shards={num_shards}"), commands)
+    build_shards(manifests, shards, commands)
+    train_model(flagfile, model_dir, shards, trials, seed, train_flags, commands)
+    export_fc2(model_dir, export_dir, commands)
+    embed_systems(manifests, emb, export_dir, commands)
 
-    # 3. Training on the training speakers' sessions (resumes from its checkpoints; a
-    # run stopped by a signal also writes last_metrics.json, so that alone is not done).
-    last = model_dir / "last_metrics.json"
-    if not last.exists() or json.loads(last.read_text()).get("stopped_by_signal"):
-        _run(_py("tfspk.train", f"--flagfile={flagfile}",
-                 f"--model_dir={model_dir}", f"--train_data={shards}/train-*.tfrecord",
-                 f"--validation_data={shards}/test-*.tfrecord",
-                 f"--validation_trials={trials}", f"--seed={seed}", *train_flags), commands)
-
-    # 4. Export fc2.
-    if not (export_dir / "1" / "saved_model.pb").exists():
-        _run(_py("tfspk.export", f"--model_dir={model_dir}", f"--export_dir={export_dir}",
-                 "--embedding_layer=fc2", "--version=1"), commands)
-
-    # 5. Embeddings of the training segments (backend training) and the test segments.
     def npz(system, split):
         return emb / f"{system}_{split}.npz"
 
-    for split, manifest in manifests.items():
-        if not npz("cnn_fc2", split).exists():
-            step = time.monotonic()
-            ids, speakers, matrix = extract.extract_embeddings(
-                str(export_dir / "1"), extract.read_corpus("manifest", str(manifest)))
-            save_embeddings(npz("cnn_fc2", split), ids, matrix, speakers)
-            commands.append({"command": f"eval.extract --saved_model={export_dir}/1 "
-                             f"--input_format=manifest --input={manifest}",
-                             "seconds": round(time.monotonic() - step, 1)})
-        if not npz("mfcc", split).exists():
-            step = time.monotonic()
-            ids, speakers, matrix = baseline.baseline_embeddings(
-                extract.read_corpus("manifest", str(manifest)))
-            save_embeddings(npz("mfcc", split), ids, matrix, speakers)
-            commands.append({"command": f"eval.baseline --input_format=manifest "
-                             f"--input={manifest}",
-                             "seconds": round(time.monotonic() - step, 1)})
     if not npz("ivector", "test").exists():
         step = time.monotonic()
         ivector_embeddings(manifests["train"], manifests["test"], npz("ivector", "train"),
@@ -214,23 +272,7 @@ def run_benchmark(work_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
                          "seconds": round(time.monotonic() - step, 1)})
 
     # 6. Scoring and report.
-    runs, rows = [], []
-    for system, name in SYSTEMS.items():
-        for backend in BACKENDS:
-            run_dir = scores / f"{system}_{backend}"
-            if not (run_dir / "metrics.json").exists():
-                training = ({"backend_train": str(npz(system, "train")), "lda_dim": lda_dim}
-                            if backend == "plda" else {})
-                score.score_trials(str(trials), str(npz(system, "test")), str(run_dir),
-                                   backend=backend, **training)
-            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-            runs.append(report.Run(name, run_dir))
-            rows.append({"system": name, "backend": metrics["backend_label"],
-                         "eer": metrics["eer"],
-                         "min_dcf_p0.01": metrics["min_dcf_p0.01"],
-                         "min_dcf_p0.001": metrics["min_dcf_p0.001"],
-                         "num_target": metrics["num_target"],
-                         "num_nontarget": metrics["num_nontarget"]})
+    runs, rows = score_systems(SYSTEMS, trials, emb, scores, lda_dim)
     report.make_report(runs, work)
 
     target = check_target(rows, target_ratio)

@@ -308,6 +308,34 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path, timit_dir, voxceleb_dir
                    for name, digest in tree_digest(vox_root).items())
 
 
+def test_klatt_engine_changes_the_audio_not_the_voice(tmp_path, voxceleb_dir):
+    vox_root, _ = voxceleb_dir
+    klatt = tmp_path / "klatt"
+    summary = corpus.generate_voxceleb(str(klatt), num_speakers=5, utts_per_speaker=4, seed=3,
+                                       num_test_speakers=2, sessions_per_speaker=2,
+                                       num_workers=2, engine="klatt2")
+    assert summary["engine"] == "klatt2"
+    espeak_tree, klatt_tree = tree_digest(vox_root), tree_digest(klatt)
+    assert set(klatt_tree) == set(espeak_tree)  # same speakers, sessions, trials
+    for name in ("iden_split.txt", "veri_test.txt", "vox1_meta.csv"):
+        assert klatt_tree[name] == espeak_tree[name]
+    # The voice file is the espeak one plus the engine line: every drawn value is shared.
+    espeak_voice = (vox_root / "voices" / "id10001.voice").read_text()
+    assert (klatt / "voices" / "id10001.voice").read_text() == espeak_voice + "klatt 2\n"
+    wavs = sorted(name for name in espeak_tree if name.endswith(".wav"))
+    assert wavs and all(klatt_tree[name] != espeak_tree[name] for name in wavs)
+    # Not just a gain: the spectra differ (log-spectrum distance of the same sentence).
+    first, _ = soundfile.read(vox_root / "wav" / wavs[0][len("wav/"):])
+    second, _ = soundfile.read(klatt / "wav" / wavs[0][len("wav/"):])
+    spectra = [np.log(scipy.signal.welch(x / np.std(x), 16000, nperseg=512)[1] + 1e-10)
+               for x in (first, second)]
+    assert np.mean(np.abs(spectra[0] - spectra[1])) > 0.5
+    with pytest.raises(corpus.CorpusArgumentError, match="engine"):
+        corpus.generate_voxceleb(str(tmp_path / "bad"), 3, 2, engine="klatt9")
+    with pytest.raises(ValueError, match="engine"):
+        voices.random_voice(np.random.default_rng(0), engine="festival")
+
+
 def test_augmentation_layout_and_determinism(tmp_path):
     kwargs = dict(num_speakers=1, utts_per_speaker=2, seed=5, num_noise=2, num_music=1,
                   rooms_per_size=1, rirs_per_room=2)
@@ -351,3 +379,6 @@ def test_cli_generates_and_validates(tmp_path):
     bad = subprocess.run(command[:3] + ["--num_speakers=0", f"--output_dir={tmp_path}"],
                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "num_speakers" in bad.stderr
+    engine = subprocess.run(command + ["--engine=klatt7"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert engine.returncode != 0 and "--engine" in engine.stderr

@@ -144,14 +144,20 @@ def read_input(input_format: str, path: os.PathLike | str, max_files: int = 0
 
 
 def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLike | str, *,
-                         test_speakers: int, seed: int = 0,
+                         test_speakers: Optional[int], seed: int = 0,
                          strata: Optional[Mapping[str, str]] = None,
                          segment_seconds: float = 3.0, max_segments: int = 4,
                          train_renders: int = 1, train_segment_seconds: float = 0.0,
                          session_options: Mapping | None = None,
-                         num_workers: int = 1, progress: bool = False) -> dict:
+                         num_workers: int = 1, progress: bool = False,
+                         held_out: Optional[Sequence[str]] = None) -> dict:
     """Builds the corpus described in the module docstring; returns `summary.json`'s
     contents.
+
+    `held_out`, when given, is the test set itself (at least 2 of the utterances'
+    speakers, all others train; `test_speakers` must then be None or its size), for
+    callers that split by something other than chance, e.g. the voice-production method
+    (`benchmarks/cross_method.py`).
 
     Raises:
       ValueError (CorpusFormatError for input files) naming the file or argument: bad
@@ -170,8 +176,18 @@ def build_session_corpus(utterances: Sequence[Utterance], output_dir: os.PathLik
     output = pathlib.Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     speakers = sorted({u.speaker for u in utterances})
-    train_set, test_set = split_speakers(speakers, len(speakers) - test_speakers, seed,
-                                         strata=strata)
+    if held_out is None:
+        train_set, test_set = split_speakers(speakers, len(speakers) - test_speakers, seed,
+                                             strata=strata)
+    else:
+        test_set = sorted(set(held_out))
+        unknown = sorted(set(test_set) - set(speakers))
+        if unknown or len(test_set) < 2 or len(test_set) > len(speakers) - 2 or (
+                test_speakers not in (None, len(test_set))):
+            raise ValueError(f"held_out: {len(test_set)} speakers (test_speakers="
+                             f"{test_speakers}) of {len(speakers)}, unknown {unknown[:5]}: "
+                             "need at least 2 known speakers on each side")
+        train_set = sorted(set(speakers) - set(test_set))
     lengths = []
     for utt in utterances:
         try:

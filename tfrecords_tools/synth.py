@@ -16,7 +16,7 @@ from absl import app, flags
 
 from tfspk import flagfiles
 from tfspk.shards.cli import user_errors
-from tfspk.synth import corpus
+from tfspk.synth import corpus, voices
 
 _KINDS = ("voxceleb", "timit", "augmentation")
 
@@ -36,6 +36,9 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_float("spread", corpus.DEFAULT_SPREAD, "How far voices deviate from neutral "
                        "(0 = identical voices per sex, 1 = wide).", lower_bound=0.0, **fv)
     flags.DEFINE_integer("num_workers", 1, "Synthesis processes.", lower_bound=1, **fv)
+    flags.DEFINE_enum("engine", "espeak", voices.ENGINES, "Voice-production method of every "
+                      "speaker: espeak-ng's own engine, or its Klatt synthesizer (variant "
+                      "1-4).", **fv)
     flags.DEFINE_integer("num_test_speakers", None, "voxceleb: speakers (the last ids) kept for "
                          "veri_test.txt; default a fifth, at least 2.", lower_bound=2, **fv)
     flags.DEFINE_integer("sessions_per_speaker", 3, "voxceleb: sessions (channels) per speaker.",
@@ -50,22 +53,22 @@ def define_flags(flag_values=FLAGS):
 
 
 def generate(kind, output_dir, num_speakers, utts_per_speaker, seed, spread, num_workers,
-             **kind_options):
+             engine="espeak", **kind_options):
     """Dispatch to the `tfspk.synth.corpus` generator of `kind`; returns its summary."""
     if kind == "voxceleb":
         return corpus.generate_voxceleb(
             output_dir, num_speakers, utts_per_speaker or 10, seed=seed, spread=spread,
-            num_workers=num_workers, progress=True,
+            num_workers=num_workers, progress=True, engine=engine,
             num_test_speakers=kind_options.get("num_test_speakers"),
             sessions_per_speaker=kind_options.get("sessions_per_speaker", 3))
     if kind == "timit":
         return corpus.generate_timit(output_dir, num_speakers, utts_per_speaker or 10,
                                      seed=seed, spread=spread, num_workers=num_workers,
-                                     progress=True)
+                                     progress=True, engine=engine)
     if kind == "augmentation":
         return corpus.generate_augmentation(
             output_dir, num_speakers, utts_per_speaker or 10, seed=seed, spread=spread,
-            num_workers=num_workers, progress=True,
+            num_workers=num_workers, progress=True, engine=engine,
             **{name: kind_options[name] for name in ("num_noise", "num_music",
                                                       "rooms_per_size", "rirs_per_room")
                if name in kind_options})
@@ -80,7 +83,7 @@ def main(argv, flag_values=FLAGS):
     try:
         summary = generate(FLAGS.kind, FLAGS.output_dir, FLAGS.num_speakers,
                            FLAGS.utts_per_speaker, FLAGS.seed, FLAGS.spread, FLAGS.num_workers,
-                           num_test_speakers=FLAGS.num_test_speakers,
+                           engine=FLAGS.engine, num_test_speakers=FLAGS.num_test_speakers,
                            sessions_per_speaker=FLAGS.sessions_per_speaker,
                            num_noise=FLAGS.num_noise, num_music=FLAGS.num_music,
                            rooms_per_size=FLAGS.rooms_per_size,

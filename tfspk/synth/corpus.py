@@ -9,7 +9,10 @@
   `RIRS_NOISES/simulated_rirs/<size>room/Room<nnn>/Room<nnn>-<m>.wav` with `rir_list`s.
 
 Every speaker is a random espeak-ng voice file (`tfspk.synth.voices`), kept next to the audio
-in `voices/<speaker>.voice`. The same arguments give the same bytes whatever `num_workers`:
+in `voices/<speaker>.voice`. `engine` (`voices.ENGINES`) picks the synthesizer every voice of
+a corpus uses: "espeak" (the default; its corpora are byte-identical to those written
+before the option existed) or "klatt1".."klatt4"; a non-default engine is in `summary.json`.
+The same arguments give the same bytes whatever `num_workers`:
 every random draw happens in the parent from seed-derived streams, and each speaker's
 utterances are synthesised in a fresh process (`tfspk.synth.workers`). Each generator writes
 `summary.json` and returns the same dict.
@@ -47,7 +50,11 @@ def _rng(seed, kind, *path):
     return np.random.default_rng(np.random.SeedSequence([int(seed), _KIND_CODES[kind], *path]))
 
 
-def _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=1, min_utts=1):
+def _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=1, min_utts=1,
+           engine="espeak"):
+    if engine not in voices.ENGINES:
+        raise CorpusArgumentError(f"engine must be one of {list(voices.ENGINES)}, "
+                                  f"got {engine!r}")
     if num_speakers < min_speakers:
         raise CorpusArgumentError(f"num_speakers must be >= {min_speakers}, got {num_speakers}")
     if utts_per_speaker < min_utts:
@@ -107,6 +114,11 @@ def _finish(output_dir, summary):
     return summary
 
 
+def _with_engine(engine, summary):
+    """The summary, naming a non-default engine (espeak corpora keep their old bytes)."""
+    return summary if engine == "espeak" else {**summary, "engine": engine}
+
+
 def _speaker_plan(seed, kind, index, spread, num_texts, **voice_args):
     rng = _rng(seed, kind, 1, index)
     voice = voices.random_voice(rng, spread, **voice_args)
@@ -144,7 +156,7 @@ def _voxceleb_speaker(job):
 
 def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
                       spread=DEFAULT_SPREAD, num_test_speakers=None, sessions_per_speaker=3,
-                      num_workers=1, progress=False):
+                      num_workers=1, progress=False, engine="espeak"):
     """Write a VoxCeleb1-layout corpus; returns the summary dict.
 
     Utterances are split into `sessions_per_speaker` (at most one per utterance) contiguous
@@ -155,7 +167,8 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
     (training) speakers: per speaker the last tenth of utterances is 3 (test), the tenth
     before it 2 (validation), the rest 1 (train).
     """
-    _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=3, min_utts=2)
+    _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=3, min_utts=2,
+           engine=engine)
     if num_test_speakers is None:
         num_test_speakers = max(2, num_speakers // 5)
     if not 2 <= num_test_speakers <= num_speakers - 1:
@@ -171,7 +184,7 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
     jobs, voices_of = [], {}
     for index, speaker in enumerate(speakers):
         rng, voice, texts, jitters, rand_seed = _speaker_plan(
-            seed, "voxceleb", index, spread, utts_per_speaker)
+            seed, "voxceleb", index, spread, utts_per_speaker, engine=engine)
         voices_of[speaker] = voice
         sessions = [_session_id(corpus_rng) for _ in range(sessions_per_speaker)]
         channels = [(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-6.0, 3.0)))
@@ -211,12 +224,12 @@ def generate_voxceleb(output_dir, num_speakers, utts_per_speaker, seed=0,
             writer.writerow([speaker, f"synth_{speaker}", voice.sex.lower(), voice.accent,
                              "test" if speaker in test_speakers else "dev"])
     num_samples = sum(sum(speaker_lengths) for speaker_lengths in lengths)
-    return _finish(output_dir, {
+    return _finish(output_dir, _with_engine(engine, {
         "kind": "voxceleb", "seed": seed, "spread": spread, "sample_rate": SAMPLE_RATE,
         "speakers": num_speakers, "test_speakers": num_test_speakers,
         "utterances": num_speakers * utts_per_speaker, "trials": len(trials),
         "hours": num_samples / SAMPLE_RATE / 3600,
-    })
+    }))
 
 
 def _verification_trials(rng, test_speakers, paths):
@@ -295,7 +308,7 @@ def _timit_speaker_ids(rng, sexes):
 
 
 def generate_timit(output_dir, num_speakers, utts_per_speaker=10, seed=0,
-                   spread=DEFAULT_SPREAD, num_workers=1, progress=False):
+                   spread=DEFAULT_SPREAD, num_workers=1, progress=False, engine="espeak"):
     """Write a TIMIT-layout corpus; returns the summary dict.
 
     Each speaker reads SA1 and SA2 (TIMIT's shared sentences), then SX sentences (each read
@@ -304,7 +317,7 @@ def generate_timit(output_dir, num_speakers, utts_per_speaker=10, seed=0,
     last ~27% of speakers (TIMIT's share) form TEST. Audio gets 50-200 ms of silence at both
     ends, labelled h#.
     """
-    _check(num_speakers, utts_per_speaker, spread, num_workers)
+    _check(num_speakers, utts_per_speaker, spread, num_workers, engine=engine)
     corpus_rng = _rng(seed, "timit", 0)
     num_sa = min(2, utts_per_speaker)
     num_sx = int(round((utts_per_speaker - num_sa) * 5 / 8))
@@ -313,7 +326,8 @@ def generate_timit(output_dir, num_speakers, utts_per_speaker=10, seed=0,
     sx_texts = sentences.random_sentences(corpus_rng, sx_pool_size)
     num_test = int(round(num_speakers * _TIMIT_TEST_FRACTION)) if num_speakers > 1 else 0
     num_test = min(max(num_test, 1 if num_speakers > 1 else 0), num_speakers - 1)
-    plans = [_speaker_plan(seed, "timit", index, spread, num_si + num_sa + num_sx)
+    plans = [_speaker_plan(seed, "timit", index, spread, num_si + num_sa + num_sx,
+                           engine=engine)
              for index in range(num_speakers)]
     speaker_ids = _timit_speaker_ids(corpus_rng, [plan[1].sex for plan in plans])
     accents = list(voices.ACCENTS)
@@ -341,12 +355,12 @@ def generate_timit(output_dir, num_speakers, utts_per_speaker=10, seed=0,
     os.makedirs(output_dir, exist_ok=True)
     lengths = _run(_timit_speaker, jobs, num_workers, progress, "timit speakers")
     num_samples = sum(sum(speaker_lengths) for speaker_lengths in lengths)
-    return _finish(output_dir, {
+    return _finish(output_dir, _with_engine(engine, {
         "kind": "timit", "seed": seed, "spread": spread, "sample_rate": SAMPLE_RATE,
         "speakers": num_speakers, "test_speakers": num_test,
         "utterances": num_speakers * utts_per_speaker,
         "hours": num_samples / SAMPLE_RATE / 3600,
-    })
+    }))
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -389,7 +403,7 @@ def _room_rirs(job):
 
 def generate_augmentation(output_dir, num_speakers, utts_per_speaker, seed=0,
                           spread=DEFAULT_SPREAD, num_noise=20, num_music=10, rooms_per_size=5,
-                          rirs_per_room=4, num_workers=1, progress=False):
+                          rirs_per_room=4, num_workers=1, progress=False, engine="espeak"):
     """Write MUSAN-like and RIRS_NOISES-like augmentation data; returns the summary dict.
 
     `musan/speech/synth/speech-synth-<nnnn>.wav`: one babble source per speaker (a speaker
@@ -402,7 +416,7 @@ def generate_augmentation(output_dir, num_speakers, utts_per_speaker, seed=0,
     (`--rir-id ... --room-id ... <path>`) and `rir_info.tsv` (length, direct index, RT60,
     room size).
     """
-    _check(num_speakers, utts_per_speaker, spread, num_workers)
+    _check(num_speakers, utts_per_speaker, spread, num_workers, engine=engine)
     for name, value in (("num_noise", num_noise), ("num_music", num_music),
                         ("rooms_per_size", rooms_per_size), ("rirs_per_room", rirs_per_room)):
         if value < 0:
@@ -412,7 +426,7 @@ def generate_augmentation(output_dir, num_speakers, utts_per_speaker, seed=0,
     babble_jobs = []
     for index in range(num_speakers):
         rng, voice, texts, jitters, rand_seed = _speaker_plan(
-            seed, "augmentation", index, spread, utts_per_speaker)
+            seed, "augmentation", index, spread, utts_per_speaker, engine=engine)
         babble_jobs.append({
             "voice": voice, "rand_seed": rand_seed,
             "voice_path": os.path.join(output_dir, "voices", f"babble{index:04d}.voice"),
@@ -460,9 +474,9 @@ def generate_augmentation(output_dir, num_speakers, utts_per_speaker, seed=0,
                                         f"{'x'.join(f'{side:.2f}' for side in size)}\n")
     num_samples = sum(speech) + sum(noises) + sum(pieces)
     num_rirs = sum(len(info) for info in rooms)
-    return _finish(output_dir, {
+    return _finish(output_dir, _with_engine(engine, {
         "kind": "augmentation", "seed": seed, "spread": spread, "sample_rate": SAMPLE_RATE,
         "speakers": num_speakers, "utterances": num_speakers * utts_per_speaker,
         "speech_files": len(speech), "noise_files": len(noises), "music_files": len(pieces),
         "rirs": num_rirs, "hours": num_samples / SAMPLE_RATE / 3600,
-    })
+    }))

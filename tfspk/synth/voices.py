@@ -8,6 +8,11 @@ speaking speed. `random_voice(rng, spread)` draws them around a neutral male or 
 every continuous deviation and how often a non-US accent is used. Sex is always drawn 50/50.
 
 `random_jitter` gives the small per-utterance rate / pitch variation of one speaker.
+
+`engine` picks the voice-production method: "espeak" (espeak-ng's own formant engine) or
+"klatt1".."klatt4" (espeak-ng's Klatt cascade/parallel synthesizer, variant N, written as
+`klatt N` in the voice file). It is not drawn, so a voice's other values, and every
+random stream, are the same whatever the engine.
 """
 import dataclasses
 import os
@@ -28,6 +33,7 @@ ACCENTS = {
     "en-us-nyc": ("gmw/en-US-nyc", False),
 }
 NEUTRAL_ACCENT = "en-us"
+ENGINES = ("espeak", "klatt1", "klatt2", "klatt3", "klatt4")
 NUM_FORMANTS = 9  # espeak-ng formants 0..8; 0..5 are varied, 6..8 follow formant 5
 
 # Neutral voices (close to espeak-ng's own male/female variants); pitch in Hz.
@@ -55,6 +61,11 @@ class Voice:
     voicing: int  # %
     consonants: int  # %
     speed: int  # %
+    engine: str = "espeak"  # one of ENGINES
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; known: {list(ENGINES)}")
 
     @property
     def rhotic(self):
@@ -76,6 +87,8 @@ class Voice:
         lines.append(f"voicing {self.voicing}")
         lines.append(f"consonants {self.consonants} {self.consonants}")
         lines.append(f"speed {self.speed}")
+        if self.engine != "espeak":  # absent for espeak: its voice files stay byte-identical
+            lines.append(f"klatt {self.engine[len('klatt'):]}")
         return "\n".join(lines) + "\n"
 
     def write(self, path):
@@ -93,8 +106,9 @@ class Jitter:
     pitch_range: int  # 0..100, 50 = the voice's own range
 
 
-def random_voice(rng, spread=1.0, accent=None, sex=None):
-    """Draw a `Voice` with `rng` (numpy Generator); `spread` >= 0 scales the deviations."""
+def random_voice(rng, spread=1.0, accent=None, sex=None, engine="espeak"):
+    """Draw a `Voice` with `rng` (numpy Generator); `spread` >= 0 scales the deviations;
+    `engine` (one of `ENGINES`, checked by `Voice`) draws nothing."""
     if spread < 0:
         raise ValueError(f"spread must be >= 0, got {spread}")
     if accent is not None and accent not in ACCENTS:
@@ -130,6 +144,7 @@ def random_voice(rng, spread=1.0, accent=None, sex=None):
         voicing=int(round(np.clip(100 + _SD["voicing"] * next(deviation), 50, 150))),
         consonants=int(round(np.clip(100 + _SD["consonants"] * next(deviation), 50, 160))),
         speed=int(round(np.clip(100 + _SD["speed"] * next(deviation), 75, 130))),
+        engine=engine,
     )
 
 
