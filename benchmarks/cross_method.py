@@ -242,10 +242,7 @@ def run_benchmark(work_dir, held_out: str, librispeech_dir=cross_session.DEFAULT
               "lda_dim": lda_dim, "rows": rows, "check": check,
               "steps_this_run": commands,
               "seconds_this_run": round(time.monotonic() - started, 1)}
-    if (model_dir / "last_metrics.json").exists():
-        result["training"] = json.loads((model_dir / "last_metrics.json").read_text())
-    (work / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return cross_session.write_report(work, result, model_dir)
 
 
 FLAGS = flags.FLAGS

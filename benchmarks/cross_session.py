@@ -282,9 +282,17 @@ def run_benchmark(work_dir, librispeech_dir=DEFAULT_LIBRISPEECH_DIR, *,
               "lda_dim": lda_dim, "rows": rows, "target": target,
               "steps_this_run": commands,
               "seconds_this_run": round(time.monotonic() - started, 1)}
-    if (model_dir / "last_metrics.json").exists():
-        result["training"] = json.loads((model_dir / "last_metrics.json").read_text())
-    (work / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return write_report(work, result, model_dir)
+
+
+def write_report(work, result: dict, model_dir) -> dict:
+    """Writes `report.json`: `result` plus the training run's last metrics, when there
+    are any; returns what was written."""
+    last = pathlib.Path(model_dir) / "last_metrics.json"
+    if last.exists():
+        result["training"] = json.loads(last.read_text())
+    (pathlib.Path(work) / "report.json").write_text(json.dumps(result, indent=2) + "\n",
+                                                    encoding="utf-8")
     return result
 
 
