@@ -266,16 +266,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          **define)
     flags.DEFINE_integer("klatt_variant", 1, "espeak-ng Klatt variant (`klatt N`) of the "
                          "klatt method.", lower_bound=1, upper_bound=4, **define)
-    flags.DEFINE_integer("max_segments", 5, "Segments per recording at most.",
-                         lower_bound=1, **define)
-    flags.DEFINE_float("segment_seconds", 3.0, "Segment length (s).", lower_bound=0.5,
-                       **define)
-    flags.DEFINE_integer("train_renders", 6, "Sessions each training segment is recorded "
-                         "in.", lower_bound=1, **define)
-    flags.DEFINE_string("flagfile_name", "cross_session_real.flags", "Training flag file "
-                        "(a name in configs/, or a path).", **define)
-    flags.DEFINE_string("train_flags", "", "More tfspk.train flags, space-separated "
-                        "(appended last, so they win).", **define)
+    cross_session.define_session_flags(flag_values)
     flags.DEFINE_integer("lda_dim", 200, "LDA dimension before PLDA (capped).",
                          lower_bound=0, **define)
     flags.DEFINE_integer("num_workers", 2, "Synthesis and session-rendering processes.",

@@ -299,16 +299,10 @@ def write_report(work, result: dict, model_dir) -> dict:
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    """CLI flags; defined only when run as a program, so tests can import the module."""
+def define_session_flags(flag_values: flags.FlagValues) -> None:
+    """The session-corpus and training flags shared with `benchmarks/cross_method.py`."""
     define = dict(flag_values=flag_values)
-    flags.DEFINE_string("work_dir", None, "Where every stage writes (resumable).", **define)
-    flags.DEFINE_string("librispeech_dir", str(DEFAULT_LIBRISPEECH_DIR),
-                        "Folder of SPEAKER-CHAPTER-UTT.flac files and SPEAKERS.TXT.",
-                        **define)
-    flags.DEFINE_integer("test_speakers", 80, "Held-out test speakers.", lower_bound=2,
-                         **define)
-    flags.DEFINE_integer("max_segments", 5, "3-s segments per recording at most.",
+    flags.DEFINE_integer("max_segments", 5, "Segments per recording at most.",
                          lower_bound=1, **define)
     flags.DEFINE_float("segment_seconds", 3.0, "Segment length (s).", lower_bound=0.5,
                        **define)
@@ -318,6 +312,18 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         "(a name in configs/, or a path).", **define)
     flags.DEFINE_string("train_flags", "", "More tfspk.train flags, space-separated "
                         "(appended last, so they win).", **define)
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """CLI flags; defined only when run as a program, so tests can import the module."""
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("work_dir", None, "Where every stage writes (resumable).", **define)
+    flags.DEFINE_string("librispeech_dir", str(DEFAULT_LIBRISPEECH_DIR),
+                        "Folder of SPEAKER-CHAPTER-UTT.flac files and SPEAKERS.TXT.",
+                        **define)
+    flags.DEFINE_integer("test_speakers", 80, "Held-out test speakers.", lower_bound=2,
+                         **define)
+    define_session_flags(flag_values)
     flags.DEFINE_integer("ivector_components", 256, "UBM components.", lower_bound=1,
                          **define)
     flags.DEFINE_integer("ivector_dim", 200, "i-vector dimension.", lower_bound=1, **define)
