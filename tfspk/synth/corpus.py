@@ -52,9 +52,10 @@ def _rng(seed, kind, *path):
 
 def _check(num_speakers, utts_per_speaker, spread, num_workers, min_speakers=1, min_utts=1,
            engine="espeak"):
-    if engine not in voices.ENGINES:
-        raise CorpusArgumentError(f"engine must be one of {list(voices.ENGINES)}, "
-                                  f"got {engine!r}")
+    try:
+        voices.check_engine(engine)  # before any work, as a corpus argument error
+    except ValueError as error:
+        raise CorpusArgumentError(str(error)) from None
     if num_speakers < min_speakers:
         raise CorpusArgumentError(f"num_speakers must be >= {min_speakers}, got {num_speakers}")
     if utts_per_speaker < min_utts:

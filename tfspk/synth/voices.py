@@ -47,6 +47,12 @@ _SD = {"pitch_base_fraction": 0.12, "pitch_range_fraction": 0.3, "formant_freq":
        "breath": 3.0, "voicing": 12.0, "consonants": 15.0, "speed": 8.0}
 
 
+def check_engine(engine):
+    """Raises ValueError unless `engine` is one of `ENGINES`."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Voice:
     """One synthetic speaker's voice (values as written into the espeak-ng voice file)."""
@@ -64,8 +70,7 @@ class Voice:
     engine: str = "espeak"  # one of ENGINES
 
     def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; known: {list(ENGINES)}")
+        check_engine(self.engine)
 
     @property
     def rhotic(self):

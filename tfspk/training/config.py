@@ -162,7 +162,8 @@ class TrainConfig:
     Fine-tuning: `init_from` (a tfspk training dir, one of its checkpoint prefixes, or
     a tfspk SavedModel export) gives every layer up to the embedding; the head is new
     and sized for this run's speakers. `freeze_until` keeps the layers from the input
-    up to and including that layer (e.g. `conv4`) at their loaded values."""
+    up to and including that layer (e.g. `conv4`) at their loaded values;
+    `head_warmup_steps` trains only the new head for that many steps first."""
 
     model_dir: str = field(help="Directory for checkpoints, TensorBoard logs, the model "
                            "spec and the resolved config.", rule=Rule(bool, "non-empty"))
